@@ -1,0 +1,75 @@
+// The op layer: every tensor operation the models use, one function each. Each op's math lives in
+// one file under kernels/cpu/ (forward now, backward beside it when training lands), with a plain
+// reference version in kernels/cpu/reference.cpp used by tests and by builds without oneDNN.
+// Tensors are NCHW float32 unless stated. Functions taking `Tensor* out` write into that
+// preallocated tensor (which may be a strided view, e.g. a channel slice of a concat buffer) when
+// it is given, and return it.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace y7::ops {
+
+enum class Act { None, SiLU, LeakyReLU, Sigmoid, Hardswish, Hardsigmoid, ReLU };
+const char* act_name(Act a);
+
+struct Conv2dParams {
+  int stride = 1, pad = 0, dilation = 1, groups = 1;
+  Act act = Act::None;  // fused after the bias
+  float alpha = 0.1f;   // LeakyReLU slope
+};
+
+// Opaque per-layer cache (oneDNN primitive per input shape, weights reordered once). A module
+// owns one; pass nullptr for a one-off call. Must be reset() when the weights change.
+struct ConvCache {
+  virtual ~ConvCache() = default;
+  static std::unique_ptr<ConvCache> create();
+  virtual void reset() = 0;
+};
+
+// y = act(conv(x, w) + b). x [N,Ci,H,W], w [Co,Ci/g,kh,kw], b [Co] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+              ConvCache* cache = nullptr, Tensor* out = nullptr);
+
+// Max pooling with -inf padding (torch semantics, floor mode).
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out = nullptr);
+// Nearest-neighbour upsampling by an integer factor (torch 'nearest').
+Tensor upsample_nearest2d(const Tensor& x, int scale, Tensor* out = nullptr);
+// Concatenation along `dim` (any rank, any strides).
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
+// ReOrg (space-to-depth, upstream order: [::2,::2], [1::2,::2], [::2,1::2], [1::2,1::2]).
+Tensor reorg(const Tensor& x);
+
+// Elementwise activations; in-place versions modify x (contiguous or strided).
+Tensor activation(const Tensor& x, Act a, float alpha = 0.1f);
+void activation_(Tensor& x, Act a, float alpha = 0.1f);
+
+// Broadcasting elementwise add / mul for same-shape tensors or a [1,C,1,1] per-channel operand.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+
+// BatchNorm in inference mode (running statistics).
+Tensor batch_norm_eval(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight,
+                       const Tensor& bias, double eps);
+
+// Detect head decode for one level. raw: head conv output [N, na*no, H, W].
+// Writes the permuted raw map [N,na,H,W,no] (upstream's x[i]) to *raw_out if given, and returns
+// the decoded predictions [N, na*H*W, no]: sigmoid, xy = (2s-0.5+grid)*stride, wh = (2s)^2*anchor.
+// anchor_grid: [na,2] in pixels.
+Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tensor& anchor_grid,
+                     Tensor* raw_out = nullptr);
+
+namespace ref {  // plain loops, obviously correct; tests compare against these
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad);
+Tensor upsample_nearest2d(const Tensor& x, int scale);
+Tensor activation(const Tensor& x, Act a, float alpha = 0.1f);
+Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tensor& anchor_grid);
+}  // namespace ref
+
+// Scalar activation definitions shared by all implementations.
+float act_scalar(Act a, float x, float alpha);
+
+}  // namespace y7::ops
