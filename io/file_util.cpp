@@ -1,0 +1,48 @@
+#include "io/file_util.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+#include "core/error.h"
+
+namespace y7::io {
+
+std::vector<char> read_file(const std::string& path, size_t max_bytes) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  Y7_CHECK(f, "cannot open '", path, "': ", std::strerror(errno));
+  std::vector<char> buf;
+  char tmp[1 << 16];
+  size_t n;
+  while ((n = std::fread(tmp, 1, sizeof(tmp), f)) > 0) {
+    if (buf.size() + n > max_bytes) {
+      std::fclose(f);
+      fail("'", path, "' is larger than ", max_bytes, " bytes");
+    }
+    buf.insert(buf.end(), tmp, tmp + n);
+  }
+  bool err = std::ferror(f);
+  std::fclose(f);
+  Y7_CHECK(!err, "error reading '", path, "'");
+  return buf;
+}
+
+void write_file_atomic(const std::string& path, const void* data, size_t size) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  Y7_CHECK(f, "cannot write '", path, "': ", std::strerror(errno));
+  bool ok = std::fwrite(data, 1, size, f) == size;
+  ok = (std::fflush(f) == 0) && ok;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    fail("error writing '", path, "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    fail("cannot rename to '", path, "': ", std::strerror(errno));
+  }
+}
+
+}  // namespace y7::io

@@ -1,0 +1,12 @@
+// Small file helpers shared by the readers and writers in io/.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace y7::io {
+
+std::vector<char> read_file(const std::string& path, size_t max_bytes = size_t(1) << 34);
+// Writes to "<path>.tmp.<pid>" then renames over `path`, so readers never see a half-written file.
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+
+}  // namespace y7::io
