@@ -21,6 +21,7 @@ struct LayerInfo {
   int64_t params;
   std::string type;  // upstream's module type string, e.g. "models.common.Conv"
   std::string args;  // arguments as upstream prints them
+  bool from_list = false;  // `from` was a list in the cfg (upstream prints [-1, -2] rather than -1)
 };
 
 class Model {
@@ -54,16 +55,38 @@ class Model {
 
   std::vector<LayerInfo> layers() const;
   int64_t num_parameters() const;
-  double gflops(int img_h = 640, int img_w = 640) const;  // 2*MACs of the convs at that input size
+  // Upstream model_info()'s GFLOPS: 2 x the multiply-accumulates of every convolution in the
+  // graph (including IAuxDetect's auxiliary heads, as upstream profiles the whole model), counted
+  // at a stride-sized input and scaled to img_h x img_w. BatchNorm/activations are not counted.
+  double gflops(int img_h = 640, int img_w = 640) const;
+  // len(list(model.modules())) of the upstream model ("Model Summary: N layers").
+  int num_modules() const;
+
+  int in_channels() const { return ch_; }
+  int num_layers() const { return int(layers_.size()); }
+  Layer& layer(int i) const { return *layers_.at(i); }
+  const std::vector<int>& save_list() const { return save_list_; }  // upstream Model.save
+  // Re-initialises every parameter like a freshly constructed upstream model (torch default conv
+  // init, BatchNorm 1/0/0/1, implicit N(0|1, .02), Detect prior biases), deterministically.
+  void init_weights(uint64_t seed = 0);
 
  private:
   Model();
+  struct Plan;
+  const Plan& plan_for(const Shape& in);
+  std::vector<Shape> infer_shapes(const Shape& in, bool all_layers) const;
+
   YAML::Node yaml_;
   int nc_ = 80;
+  int ch_ = 3;
   std::vector<float> stride_;
   bool fused_ = false;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<bool> save_;
+  std::vector<int> save_list_;
+  std::vector<std::vector<int>> inputs_;  // resolved input layer indices per layer (-1 = the image)
+  std::vector<bool> live_;                // layers needed for the lead detection outputs
+  std::shared_ptr<Plan> plan_;
   friend struct ModelBuilder;
 };
 

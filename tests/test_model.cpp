@@ -1,0 +1,242 @@
+// graph/: every YOLOv7 architecture built from its cfg, upstream weights bound by state_dict
+// names, eval-mode forward against the upstream fixtures (eval_pred.npy, eval_raw<i>.npy).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "graph/model.h"
+#include "io/checkpoint.h"
+#include "io/npy.h"
+
+namespace y7::test {
+
+std::string fixtures_dir() { return Y7_SHARED_FIXTURES; }
+
+// Every fixture folder holding a model.pt and input.npy (yolov7-tiny, ..., *-deploy), sorted.
+std::vector<std::string> model_fixtures() {
+  std::vector<std::string> v;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(fixtures_dir(), ec))
+    if (e.is_directory() && std::filesystem::exists(e.path() / "model.pt") &&
+        std::filesystem::exists(e.path() / "input.npy"))
+      v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::string fixture_param_name(const testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s)
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+// Boxes (cols 0..3, xywh pixels) within 1e-5 x the largest reference box value + 1e-3 px, scores
+// (cols 4..) within 1e-4 absolute. Returns {box diff, box tolerance, score diff}.
+std::vector<double> compare_pred(const Tensor& got, const Tensor& ref) {
+  EXPECT_EQ(shape_str(got.sizes()), shape_str(ref.sizes()));
+  if (got.sizes() != ref.sizes()) return {INFINITY, 0, INFINITY};
+  Tensor g = got.contiguous().to(DType::F32), r = ref.contiguous().to(DType::F32);
+  const float *pg = g.data<float>(), *pr = r.data<float>();
+  int64_t no = ref.size(-1), rows = ref.numel() / no;
+  double maxbox = 0, box = 0, score = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int k = 0; k < 4; ++k) maxbox = std::max(maxbox, std::abs(double(pr[i * no + k])));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t k = 0; k < no; ++k) {
+      double e = std::abs(double(pg[i * no + k]) - double(pr[i * no + k]));
+      if (std::isnan(e)) e = INFINITY;
+      (k < 4 ? box : score) = std::max(k < 4 ? box : score, e);
+    }
+  double box_tol = 1e-5 * maxbox + 1e-3;
+  EXPECT_LE(box, box_tol);
+  EXPECT_LE(score, 1e-4);
+  return {box, box_tol, score};
+}
+
+bool all_finite(const Tensor& t) {
+  Tensor c = t.contiguous();
+  const float* p = c.data<float>();
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+}  // namespace y7::test
+
+using namespace y7;
+using namespace y7::test;
+
+namespace {
+
+// One-line error message check.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+class ModelFixture : public testing::TestWithParam<std::string> {};
+
+TEST_P(ModelFixture, EvalForwardMatchesUpstream) {
+  std::string dir = fixtures_dir() + "/" + GetParam();
+  auto model = graph::load_model(dir + "/model.pt");
+  ASSERT_FALSE(model->fused());
+  Tensor x = io::read_npy(dir + "/input.npy");
+  graph::Model::Output out = model->forward(x);
+  Tensor ref = io::read_npy(dir + "/eval_pred.npy");
+  auto d = compare_pred(out.pred, ref);
+  std::printf("[ %s eval ] pred %s: max |box diff| %.3g px (tol %.3g), max |score diff| %.3g\n", GetParam().c_str(),
+              shape_str(ref.sizes()).c_str(), d[0], d[1], d[2]);
+  int nraw = 0;
+  while (std::filesystem::exists(dir + "/eval_raw" + std::to_string(nraw) + ".npy")) ++nraw;
+  ASSERT_EQ(int(out.raw.size()), nraw);
+  for (int i = 0; i < nraw; ++i) {
+    Tensor r = io::read_npy(dir + "/eval_raw" + std::to_string(i) + ".npy");
+    ASSERT_EQ(shape_str(out.raw[i].sizes()), shape_str(r.sizes()));
+    double diff = max_abs_diff(out.raw[i], r), tol = 1e-4 * max_abs(r);
+    std::printf("[ %s eval ] raw%d %s: max |diff| %.3g (tol %.3g, max |ref| %.3g)\n", GetParam().c_str(), i,
+                shape_str(r.sizes()).c_str(), diff, tol, max_abs(r));
+    EXPECT_LE(diff, tol) << "raw level " << i;
+  }
+}
+
+TEST_P(ModelFixture, StateDictMatchesCheckpointAndStrideAnchors) {
+  std::string dir = fixtures_dir() + "/" + GetParam();
+  io::Checkpoint ck = io::load_checkpoint(dir + "/model.pt");
+  ASSERT_TRUE(ck.model.has_value());
+  const io::ModelRecord& rec = *ck.model;
+  auto model = graph::Model::from_yaml(rec.yaml);
+  auto sd = model->state_dict();
+  // same names and shapes as upstream's state_dict
+  ASSERT_EQ(sd.size(), rec.state.size());
+  for (auto& kv : rec.state) {
+    auto it = sd.find(kv.first);
+    ASSERT_NE(it, sd.end()) << kv.first;
+    EXPECT_EQ(shape_str(it->second.sizes()), shape_str(kv.second.sizes())) << kv.first;
+  }
+  // the strides computed from the architecture equal upstream's Model.stride
+  ASSERT_EQ(model->stride().size(), rec.stride.size());
+  for (size_t i = 0; i < rec.stride.size(); ++i) EXPECT_EQ(model->stride()[i], rec.stride[i]);
+  // freshly built anchors equal the checkpoint's buffers (anchors in grid units, anchor_grid in px)
+  int last = model->num_layers() - 1;
+  for (std::string b : {"anchors", "anchor_grid"}) {
+    std::string key = "model." + std::to_string(last) + "." + b;
+    ASSERT_TRUE(rec.state.count(key)) << key;
+    EXPECT_LE(max_abs_diff(sd[key], rec.state.at(key)), 1e-3 * max_abs(sd[key])) << key;
+  }
+  // parameter count (parameters only, not buffers) equals upstream's
+  if (!rec.order.empty()) {
+    EXPECT_EQ(model->num_parameters(), rec.num_parameters());
+  }
+  EXPECT_EQ(model->nc(), 80);
+  EXPECT_EQ(model->num_anchors(), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Upstream, ModelFixture, testing::ValuesIn(model_fixtures()), fixture_param_name);
+
+TEST(Model, AllFixtureArchitecturesPresent) {
+  auto v = model_fixtures();
+  for (std::string n : {"yolov7-tiny", "yolov7", "yolov7x", "yolov7-w6", "yolov7-e6", "yolov7-d6", "yolov7-e6e",
+                        "yolov7-tiny-deploy", "yolov7-deploy", "yolov7-w6-deploy"})
+    EXPECT_NE(std::find(v.begin(), v.end(), n), v.end()) << n;
+}
+
+// train-run/epoch_000.pt: a full training checkpoint; both its EMA and its raw model build and run.
+TEST(Model, TrainingCheckpointEmaAndModel) {
+  std::string dir = fixtures_dir() + "/train-run";
+  io::Checkpoint ck = io::load_checkpoint(dir + "/epoch_000.pt");
+  ASSERT_TRUE(ck.model.has_value());
+  ASSERT_TRUE(ck.ema.has_value());
+  Tensor x = io::read_npy(fixtures_dir() + "/yolov7-tiny/input.npy");  // [2,3,128,192]
+  for (const io::ModelRecord* rec : {&*ck.ema, &*ck.model}) {
+    auto m = graph::Model::from_yaml(rec->yaml);
+    m->load_state_dict(rec->state);
+    auto out = m->forward(x);
+    // 3 anchors x (16x24 + 8x12 + 4x6) cells, 5 + nc outputs (the run's dataset has 6 classes)
+    EXPECT_EQ(m->nc(), 6);
+    EXPECT_EQ(shape_str(out.pred.sizes()), "[2,1512,11]");
+    ASSERT_EQ(out.raw.size(), 3u);
+    EXPECT_EQ(shape_str(out.raw[0].sizes()), "[2,3,16,24,11]");
+    EXPECT_TRUE(all_finite(out.pred));
+  }
+  // load_model picks the EMA (upstream attempt_load)
+  auto m = graph::load_model(dir + "/epoch_000.pt");
+  auto ema = graph::Model::from_yaml(ck.ema->yaml);
+  ema->load_state_dict(ck.ema->state);
+  EXPECT_EQ(max_abs_diff(m->forward(x).pred, ema->forward(x).pred), 0.0);
+  auto last = graph::load_model(dir + "/last.pt");
+  auto out = last->forward(x);
+  EXPECT_EQ(shape_str(out.pred.sizes()), "[2,1512,11]");
+  EXPECT_TRUE(all_finite(out.pred));
+  EXPECT_EQ(last->names.size(), size_t(last->nc()));
+}
+
+TEST(Model, StrictLoadingErrors) {
+  io::Checkpoint ck = io::load_checkpoint(fixtures_dir() + "/yolov7-tiny/model.pt");
+  auto model = graph::Model::from_yaml(ck.model->yaml);
+  std::map<std::string, Tensor> sd = ck.model->state;
+  ASSERT_NO_THROW(model->load_state_dict(sd));
+
+  auto missing = sd;
+  missing.erase("model.3.conv.weight");
+  std::string e = error_of([&] { model->load_state_dict(missing); });
+  EXPECT_EQ(e, "missing key model.3.conv.weight");
+  EXPECT_NO_THROW(model->load_state_dict(missing, /*strict=*/false));
+
+  auto wrong = sd;
+  wrong["model.0.conv.weight"] = Tensor::zeros({8, 3, 1, 1});
+  e = error_of([&] { model->load_state_dict(wrong); });
+  EXPECT_NE(e.find("shape mismatch for model.0.conv.weight: checkpoint [8,3,1,1] vs model"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+
+  auto extra = sd;
+  extra["model.99.foo"] = Tensor::zeros({1});
+  e = error_of([&] { model->load_state_dict(extra); });
+  EXPECT_EQ(e, "unexpected key model.99.foo");
+
+  auto bad = sd;
+  bad["model.0.bn.weight"] = Tensor::full(sd["model.0.bn.weight"].sizes(), NAN);
+  e = error_of([&] { model->load_state_dict(bad); });
+  EXPECT_NE(e.find("non-finite"), std::string::npos) << e;
+}
+
+TEST(Model, BadInputAndBadCfgErrors) {
+  io::Checkpoint ck = io::load_checkpoint(fixtures_dir() + "/yolov7-tiny/model.pt");
+  auto model = graph::Model::from_yaml(ck.model->yaml);
+  std::string e = error_of([&] { model->forward(Tensor::zeros({1, 4, 64, 64})); });
+  EXPECT_NE(e.find("model input must be [B,3,H,W]"), std::string::npos) << e;
+  e = error_of([&] { model->forward(Tensor::zeros({1, 3, 64, 64}, DType::F64)); });
+  EXPECT_NE(e.find("float32"), std::string::npos) << e;
+  e = error_of([&] { model->forward(Tensor::zeros({1, 3, 4, 4})); });  // too small for the graph
+  EXPECT_FALSE(e.empty());
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+
+  YAML::Node cfg = YAML::Clone(ck.model->yaml);
+  cfg["backbone"][3][2] = "Bottleneck";
+  e = error_of([&] { graph::Model::from_yaml(cfg); });
+  EXPECT_EQ(e, "cfg layer 3: unsupported module 'Bottleneck'");
+  cfg = YAML::Clone(ck.model->yaml);
+  cfg["backbone"][3][0] = 7;
+  e = error_of([&] { graph::Model::from_yaml(cfg); });
+  EXPECT_EQ(e, "cfg layer 3: 'from' 7 does not name an earlier layer");
+  cfg = YAML::Clone(ck.model->yaml);
+  cfg.remove("head");
+  e = error_of([&] { graph::Model::from_yaml(cfg); });
+  EXPECT_EQ(e, "model cfg has no 'head'");
+  e = error_of([&] { graph::Model::from_yaml_file("/nonexistent/x.yaml"); });
+  EXPECT_EQ(e, "cannot open model cfg '/nonexistent/x.yaml'");
+  e = error_of([&] { graph::load_model(fixtures_dir() + "/yolov7-tiny/input.npy"); });
+  EXPECT_FALSE(e.empty());
+}
+
+}  // namespace
