@@ -1,9 +1,11 @@
 // The op layer: every tensor operation the models use, one function each. Each op's math lives in
 // one file under kernels/cpu/ (forward now, backward beside it when training lands), with a plain
 // reference version in kernels/cpu/reference.cpp used by tests and by builds without oneDNN.
-// Tensors are NCHW float32 unless stated. Functions taking `Tensor* out` write into that
-// preallocated tensor (which may be a strided view, e.g. a channel slice of a concat buffer) when
-// it is given, and return it.
+// Tensors are NCHW float32 unless stated; inputs may have any strides. Functions taking
+// `Tensor* out` write into that preallocated tensor (which may be a strided view, e.g. a channel
+// slice of a concat buffer) when it is given, and return it; if *out is an undefined Tensor, a
+// fresh contiguous result is allocated and assigned to it. `out` must not overlap the inputs.
+// Every shape/dtype/parameter problem throws a one-line y7::Error.
 #pragma once
 #include <memory>
 #include <vector>
@@ -30,14 +32,19 @@ struct ConvCache {
 };
 
 // y = act(conv(x, w) + b). x [N,Ci,H,W], w [Co,Ci/g,kh,kw], b [Co] or undefined.
+// Groups and dilation supported; padding is symmetric (torch's int padding).
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
               ConvCache* cache = nullptr, Tensor* out = nullptr);
+// The portable path conv2d takes in builds without oneDNN (im2col-free packed GEMM on the
+// y7::parallel_for pool); always compiled so that tests cover it in every build.
+Tensor conv2d_portable(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+                       Tensor* out = nullptr);
 
 // Max pooling with -inf padding (torch semantics, floor mode).
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out = nullptr);
 // Nearest-neighbour upsampling by an integer factor (torch 'nearest').
 Tensor upsample_nearest2d(const Tensor& x, int scale, Tensor* out = nullptr);
-// Concatenation along `dim` (any rank, any strides).
+// Concatenation along `dim` (any rank, any strides, any dtype; all inputs the same dtype).
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 // ReOrg (space-to-depth, upstream order: [::2,::2], [1::2,::2], [::2,1::2], [1::2,1::2]).
 Tensor reorg(const Tensor& x);
@@ -46,18 +53,21 @@ Tensor reorg(const Tensor& x);
 Tensor activation(const Tensor& x, Act a, float alpha = 0.1f);
 void activation_(Tensor& x, Act a, float alpha = 0.1f);
 
-// Broadcasting elementwise add / mul for same-shape tensors or a [1,C,1,1] per-channel operand.
+// Elementwise add / mul with numpy broadcasting (same shape, or e.g. a [1,C,1,1] per-channel
+// operand as ImplicitA/ImplicitM use). Result is contiguous with the broadcast shape.
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 
-// BatchNorm in inference mode (running statistics).
+// BatchNorm in inference mode (running statistics), channels on dim 1 of a rank >= 2 tensor.
+// weight/bias may be undefined (affine=False).
 Tensor batch_norm_eval(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight,
                        const Tensor& bias, double eps);
 
 // Detect head decode for one level. raw: head conv output [N, na*no, H, W].
 // Writes the permuted raw map [N,na,H,W,no] (upstream's x[i]) to *raw_out if given, and returns
 // the decoded predictions [N, na*H*W, no]: sigmoid, xy = (2s-0.5+grid)*stride, wh = (2s)^2*anchor.
-// anchor_grid: [na,2] in pixels.
+// anchor_grid: [na,2] in pixels. Row order of the result: anchor, then y, then x (upstream's
+// y.view(bs, -1, no)). *raw_out: written into if defined (shape [N,na,H,W,no]), else assigned.
 Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tensor& anchor_grid,
                      Tensor* raw_out = nullptr);
 

@@ -1,0 +1,105 @@
+// Elementwise activations: the scalar definitions (act_scalar) and the strided, vectorizable
+// tensor loops built on them.
+#include <algorithm>
+
+#include "kernels/cpu/cpu_util.h"
+#include "kernels/ops.h"
+
+namespace y7::ops {
+
+namespace {
+
+template <Act A>
+inline float act_fn(float x, float alpha) {
+  if constexpr (A == Act::None) {
+    return x;
+  } else if constexpr (A == Act::SiLU) {
+    return x / (1.0f + detail::fast_exp(-x));
+  } else if constexpr (A == Act::LeakyReLU) {
+    return x > 0.0f ? x : x * alpha;
+  } else if constexpr (A == Act::Sigmoid) {
+    return 1.0f / (1.0f + detail::fast_exp(-x));
+  } else if constexpr (A == Act::Hardswish) {
+    return x * std::min(std::max(x + 3.0f, 0.0f), 6.0f) / 6.0f;
+  } else if constexpr (A == Act::Hardsigmoid) {
+    return std::min(std::max(x + 3.0f, 0.0f), 6.0f) / 6.0f;
+  } else {  // ReLU; NaN stays NaN as in torch
+    return x < 0.0f ? 0.0f : x;
+  }
+}
+
+template <Act A>
+void act_run(const float* src, int64_t ss, float* dst, int64_t ds, int64_t n, float alpha) {
+  if (ss == 1 && ds == 1 && src == dst) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<A>(dst[i], alpha);
+  } else if (ss == 1 && ds == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<A>(src[i], alpha);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i * ds] = act_fn<A>(src[i * ss], alpha);
+  }
+}
+
+using RunFn = void (*)(const float*, int64_t, float*, int64_t, int64_t, float);
+
+RunFn run_fn(Act a) {
+  switch (a) {
+    case Act::None: return act_run<Act::None>;
+    case Act::SiLU: return act_run<Act::SiLU>;
+    case Act::LeakyReLU: return act_run<Act::LeakyReLU>;
+    case Act::Sigmoid: return act_run<Act::Sigmoid>;
+    case Act::Hardswish: return act_run<Act::Hardswish>;
+    case Act::Hardsigmoid: return act_run<Act::Hardsigmoid>;
+    case Act::ReLU: return act_run<Act::ReLU>;
+  }
+  fail("unknown activation ", int(a));
+}
+
+void apply(const Tensor& src, const Tensor& dst, Act a, float alpha) {
+  RunFn fn = run_fn(a);
+  const float* s = src.data<float>();
+  float* d = dst.data<float>();
+  detail::for_each_run<2>(dst.sizes(), {dst.strides(), src.strides()}, 1 << 15,
+                          [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                            fn(s + off[1], st[1], d + off[0], st[0], n, alpha);
+                          });
+}
+
+}  // namespace
+
+void detail::act_inplace(float* p, int64_t n, Act a, float alpha) {
+  if (a != Act::None) run_fn(a)(p, 1, p, 1, n, alpha);
+}
+
+const char* act_name(Act a) {
+  switch (a) {
+    case Act::None: return "None";
+    case Act::SiLU: return "SiLU";
+    case Act::LeakyReLU: return "LeakyReLU";
+    case Act::Sigmoid: return "Sigmoid";
+    case Act::Hardswish: return "Hardswish";
+    case Act::Hardsigmoid: return "Hardsigmoid";
+    case Act::ReLU: return "ReLU";
+  }
+  return "?";
+}
+
+float act_scalar(Act a, float x, float alpha) {
+  float y;
+  run_fn(a)(&x, 1, &y, 1, 1, alpha);
+  return y;
+}
+
+Tensor activation(const Tensor& x, Act a, float alpha) {
+  detail::check_f32(x, "activation", "input");
+  Tensor y = Tensor::empty(x.sizes());
+  apply(x, y, a, alpha);
+  return y;
+}
+
+void activation_(Tensor& x, Act a, float alpha) {
+  detail::check_f32(x, "activation_", "input");
+  if (a == Act::None) return;
+  apply(x, x, a, alpha);
+}
+
+}  // namespace y7::ops

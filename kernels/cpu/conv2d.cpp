@@ -1,0 +1,441 @@
+// 2-D convolution with fused bias and activation.
+//
+// With oneDNN (Y7_USE_DNNL): a convolution_forward primitive per (layer, input shape), weights
+// reordered once into the format oneDNN picks, the activation fused as eltwise post-ops, and the
+// destination written straight into the caller's (possibly strided) `out` view. Primitives and
+// reordered weights live in the layer's ConvCache.
+//
+// Portable path (conv2d_portable, always compiled): a packed GEMM per (image, group) computing
+// out[Co/g, OH*OW] = W[Co/g, K] * cols[K, OH*OW] with K = Ci/g*kh*kw. The im2col matrix is never
+// materialised: column panels are packed straight from the input, a 6x16 register-blocked
+// micro-kernel (GCC/Clang vector extensions) accumulates, and bias + activation run on each
+// finished block before it is stored. Work is split over column blocks on the y7 thread pool.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cpu/cpu_util.h"
+#include "kernels/cpu/dnnl_util.h"
+#include "kernels/ops.h"
+
+namespace y7::ops {
+
+namespace {
+
+struct Geom {
+  int64_t N, Ci, H, W, Co, Cig, Cog, KH, KW, G, S, P, D, OH, OW;
+};
+
+Geom check_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, const char* op) {
+  detail::check_rank(x, 4, op, "input");
+  detail::check_rank(w, 4, op, "weight");
+  if (b.defined()) {
+    detail::check_f32(b, op, "bias");
+    Y7_CHECK(b.dim() == 1 && b.size(0) == w.size(0), op, ": bias ", b.str(), " does not match ", w.size(0),
+             " output channels");
+  }
+  Y7_CHECK(p.stride >= 1, op, ": stride must be >= 1, got ", p.stride);
+  Y7_CHECK(p.pad >= 0, op, ": padding must be >= 0, got ", p.pad);
+  Y7_CHECK(p.dilation >= 1, op, ": dilation must be >= 1, got ", p.dilation);
+  Y7_CHECK(p.groups >= 1, op, ": groups must be >= 1, got ", p.groups);
+  Y7_CHECK(x.size(2) >= 1 && x.size(3) >= 1 && x.size(1) >= 1, op, ": empty input ", x.str());
+  Geom g{};
+  g.N = x.size(0), g.Ci = x.size(1), g.H = x.size(2), g.W = x.size(3);
+  g.Co = w.size(0), g.Cig = w.size(1), g.KH = w.size(2), g.KW = w.size(3);
+  g.G = p.groups, g.S = p.stride, g.P = p.pad, g.D = p.dilation;
+  Y7_CHECK(g.Co >= 1 && g.Cig >= 1 && g.KH >= 1 && g.KW >= 1, op, ": empty weight ", w.str());
+  Y7_CHECK(g.Ci % g.G == 0 && g.Co % g.G == 0, op, ": input channels ", g.Ci, " and output channels ", g.Co,
+           " must be divisible by groups ", g.G);
+  Y7_CHECK(g.Cig * g.G == g.Ci, op, ": weight ", w.str(), " expects ", g.Cig * g.G, " input channels (groups ",
+           g.G, "), input is ", x.str());
+  g.Cog = g.Co / g.G;
+  const int64_t ekh = g.D * (g.KH - 1) + 1, ekw = g.D * (g.KW - 1) + 1;
+  Y7_CHECK(g.H + 2 * g.P >= ekh && g.W + 2 * g.P >= ekw, op, ": kernel ", g.KH, "x", g.KW, " (dilation ", g.D,
+           ") does not fit the padded input ", x.str(), " (pad ", g.P, ")");
+  g.OH = (g.H + 2 * g.P - ekh) / g.S + 1;
+  g.OW = (g.W + 2 * g.P - ekw) / g.S + 1;
+  return g;
+}
+
+// ------------------------------------------------------------------ portable packed GEMM path
+
+constexpr int64_t MR = 6, NR = 16, KC = 256, NC = 128;
+
+typedef float v8 __attribute__((vector_size(32)));
+
+inline v8 bcast(float a) { return v8{a, a, a, a, a, a, a, a}; }
+inline v8 load8(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+
+// C[MR x NR] (row stride ldc) (+)= A[kc x MR] (packed, k-major) * B[kc x NR] (packed, k-major)
+void micro_kernel(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, bool accumulate) {
+  v8 c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{}, c40{}, c41{}, c50{}, c51{};
+  for (int64_t k = 0; k < kc; ++k) {
+    const v8 b0 = load8(B + k * NR), b1 = load8(B + k * NR + 8);
+    const float* a = A + k * MR;
+    v8 t = bcast(a[0]);
+    c00 += t * b0, c01 += t * b1;
+    t = bcast(a[1]);
+    c10 += t * b0, c11 += t * b1;
+    t = bcast(a[2]);
+    c20 += t * b0, c21 += t * b1;
+    t = bcast(a[3]);
+    c30 += t * b0, c31 += t * b1;
+    t = bcast(a[4]);
+    c40 += t * b0, c41 += t * b1;
+    t = bcast(a[5]);
+    c50 += t * b0, c51 += t * b1;
+  }
+  const v8 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int64_t i = 0; i < MR; ++i) {
+    float* c = C + i * ldc;
+    if (accumulate) {
+      store8(c, load8(c) + acc[i][0]);
+      store8(c + 8, load8(c + 8) + acc[i][1]);
+    } else {
+      store8(c, acc[i][0]);
+      store8(c + 8, acc[i][1]);
+    }
+  }
+}
+
+// Packs weights of every group as [G][ceil(Cog/MR)][K][MR], zero-padding the last panel.
+std::vector<float> pack_weights(const Tensor& w, const Geom& g) {
+  const int64_t K = g.Cig * g.KH * g.KW, panels = (g.Cog + MR - 1) / MR;
+  std::vector<float> out(size_t(g.G * panels * K * MR), 0.0f);
+  Tensor wc = w.contiguous();
+  const float* pw = wc.data<float>();
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    for (int64_t m = 0; m < g.Cog; ++m) {
+      const float* row = pw + (grp * g.Cog + m) * K;
+      float* dst = out.data() + ((grp * panels + m / MR) * K) * MR + m % MR;
+      for (int64_t k = 0; k < K; ++k) dst[k * MR] = row[k];
+    }
+  return out;
+}
+
+// Packs rows [k0, k0+kc) x columns [j0, j0+nc) of the implicit im2col matrix of image n, group
+// grp into panels [nc/NR][kc][NR] (columns past nc zero-filled).
+void pack_cols(const float* px, const Shape& xs, const Geom& g, int64_t n, int64_t grp, int64_t k0, int64_t kc,
+               int64_t j0, int64_t nc, float* Bp) {
+  const int64_t npanels = (nc + NR - 1) / NR;
+  const int64_t khw = g.KH * g.KW;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t k = k0 + kk, ci = k / khw, kh = (k % khw) / g.KW, kw = k % g.KW;
+    const float* plane = px + n * xs[0] + (grp * g.Cig + ci) * xs[1];
+    int64_t oh = j0 / g.OW, ow = j0 % g.OW;
+    for (int64_t jj = 0; jj < npanels * NR; ++jj) {
+      float v = 0.0f;
+      if (jj < nc) {
+        const int64_t ih = oh * g.S - g.P + kh * g.D, iw = ow * g.S - g.P + kw * g.D;
+        if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = plane[ih * xs[2] + iw * xs[3]];
+        if (++ow == g.OW) ow = 0, ++oh;
+      }
+      Bp[(jj / NR) * kc * NR + kk * NR + jj % NR] = v;
+    }
+  }
+}
+
+void conv_portable_into(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, const Geom& g,
+                        Tensor& y) {
+  const int64_t K = g.Cig * g.KH * g.KW, mpanels = (g.Cog + MR - 1) / MR, Mpad = mpanels * MR;
+  const std::vector<float> Ap = pack_weights(w, g);
+  Tensor bc = b.defined() ? b.contiguous() : Tensor();
+  const float* pb = bc.defined() ? bc.data<float>() : nullptr;
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const Shape xs = x.strides(), ys = y.strides();
+  const int64_t cols = g.OH * g.OW, jblocks = (cols + NC - 1) / NC;
+  const bool plane_dense = ys[3] == 1 && ys[2] == g.OW;
+
+  parallel_for(g.N * g.G * jblocks, 1, [&](int64_t tb, int64_t te) {
+    std::vector<float> Bp(size_t(KC * NC)), Cb(size_t(Mpad * NC));
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t jb = t % jblocks, grp = (t / jblocks) % g.G, n = t / (jblocks * g.G);
+      const int64_t j0 = jb * NC, nc = std::min(NC, cols - j0), npan = (nc + NR - 1) / NR;
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        pack_cols(px, xs, g, n, grp, k0, kc, j0, nc, Bp.data());
+        for (int64_t mp = 0; mp < mpanels; ++mp) {
+          const float* A = Ap.data() + ((grp * mpanels + mp) * K + k0) * MR;
+          for (int64_t jp = 0; jp < npan; ++jp)
+            micro_kernel(kc, A, Bp.data() + jp * kc * NR, Cb.data() + mp * MR * NC + jp * NR, NC, k0 > 0);
+        }
+      }
+      for (int64_t m = 0; m < g.Cog; ++m) {
+        const int64_t co = grp * g.Cog + m;
+        float* row = Cb.data() + m * NC;
+        if (pb)
+          for (int64_t j = 0; j < nc; ++j) row[j] += pb[co];
+        detail::act_inplace(row, nc, p.act, p.alpha);
+        float* dst = py + n * ys[0] + co * ys[1];
+        if (plane_dense) {
+          std::memcpy(dst + j0, row, size_t(nc) * sizeof(float));
+        } else {
+          int64_t oh = j0 / g.OW, ow = j0 % g.OW;
+          for (int64_t j = 0; j < nc; ++j) {
+            dst[oh * ys[2] + ow * ys[3]] = row[j];
+            if (++ow == g.OW) ow = 0, ++oh;
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+Tensor conv2d_portable(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor* out) {
+  const Geom g = check_conv(x, w, b, p, "conv2d");
+  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d");
+  Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
+  if (y.numel() == 0) return y;
+  conv_portable_into(x, w, b, p, g, y);
+  return y;
+}
+
+// ------------------------------------------------------------------ oneDNN path
+#ifdef Y7_USE_DNNL
+
+namespace dnnl_util {
+namespace {
+std::atomic<int> g_layout{int(ConvLayout::Auto)};
+}
+void set_conv_layout(ConvLayout l) { g_layout = int(l); }
+ConvLayout conv_layout() { return ConvLayout(g_layout.load()); }
+}  // namespace dnnl_util
+
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+struct ConvPrim {
+  dnnl::convolution_forward conv;
+  memory::desc src_md, wei_md, dst_md;    // what the primitive computes on
+  memory::desc src_user, dst_user;        // the caller's strided NCHW views
+  bool src_reorder = false, dst_reorder = false;
+  dnnl::reorder src_r, dst_r;
+  std::shared_ptr<memory> weights;        // reordered for this primitive
+  bool has_bias = false;
+};
+
+class DnnlConvCache final : public ConvCache {
+ public:
+  void reset() override {
+    std::lock_guard<std::mutex> l(m_);
+    prims_.clear();
+    weights_.clear();
+    w_id_ = {};
+  }
+
+  std::shared_ptr<const ConvPrim> get(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+                                      const Geom& g, const Tensor& y);
+
+ private:
+  struct WeightId {
+    const void* storage = nullptr;
+    int64_t offset = -1;
+    Shape sizes, strides;
+    bool operator==(const WeightId&) const = default;
+  };
+  std::shared_ptr<memory> weights_for(const memory::desc& md, const Tensor& w, const Geom& g);
+
+  std::mutex m_;
+  std::map<std::vector<int64_t>, std::shared_ptr<const ConvPrim>> prims_;
+  std::vector<std::pair<memory::desc, std::shared_ptr<memory>>> weights_;
+  WeightId w_id_;
+};
+
+memory::desc weight_user_md(const Tensor& w, const Geom& g) {
+  if (g.G == 1) return dnnl_util::md_of(w);
+  return memory::desc({g.G, g.Cog, g.Cig, g.KH, g.KW}, memory::data_type::f32,
+                      {g.Cog * w.stride(0), w.stride(0), w.stride(1), w.stride(2), w.stride(3)});
+}
+
+memory::dims weight_dims(const Geom& g) {
+  if (g.G == 1) return {g.Co, g.Cig, g.KH, g.KW};
+  return {g.G, g.Cog, g.Cig, g.KH, g.KW};
+}
+
+dnnl::post_ops make_post_ops(Act a, float alpha) {
+  using alg = dnnl::algorithm;
+  dnnl::post_ops po;
+  switch (a) {
+    case Act::None: break;
+    case Act::SiLU: po.append_eltwise(1.0f, alg::eltwise_swish, 1.0f, 0.0f); break;
+    case Act::LeakyReLU: po.append_eltwise(1.0f, alg::eltwise_relu, alpha, 0.0f); break;
+    case Act::Sigmoid: po.append_eltwise(1.0f, alg::eltwise_logistic, 0.0f, 0.0f); break;
+    case Act::Hardswish: po.append_eltwise(1.0f, alg::eltwise_hardswish, 0.0f, 0.0f); break;
+    case Act::Hardsigmoid:  // oneDNN 2.6 has no hardsigmoid: clip(x/6 + 1/2, 0, 1)
+      po.append_eltwise(1.0f, alg::eltwise_linear, 1.0f / 6.0f, 0.5f);
+      po.append_eltwise(1.0f, alg::eltwise_clip, 0.0f, 1.0f);
+      break;
+    case Act::ReLU: po.append_eltwise(1.0f, alg::eltwise_relu, 0.0f, 0.0f); break;
+  }
+  return po;
+}
+
+std::shared_ptr<memory> DnnlConvCache::weights_for(const memory::desc& md, const Tensor& w, const Geom& g) {
+  for (auto& [d, m] : weights_)
+    if (d == md) return m;
+  auto m = std::make_shared<memory>(md, dnnl_util::engine());
+  memory user(weight_user_md(w, g), dnnl_util::engine(), w.raw_data());
+  dnnl::reorder(user, *m).execute(dnnl_util::stream(), user, *m);
+  dnnl_util::stream().wait();
+  weights_.emplace_back(md, m);
+  return m;
+}
+
+bool is_ref_impl(const dnnl::primitive_desc_base& pd) {
+  const std::string s = pd.impl_info_str();
+  return s.rfind("ref", 0) == 0;
+}
+
+std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor& w, const Tensor& b,
+                                                   const Conv2dParams& p, const Geom& g, const Tensor& y) {
+  const dnnl_util::ConvLayout layout = dnnl_util::conv_layout();
+  std::vector<int64_t> key = {int64_t(layout), dnnl_util::max_threads(), b.defined(), p.stride, p.pad,
+                              p.dilation, p.groups, int64_t(p.act)};
+  float alpha = p.act == Act::LeakyReLU ? p.alpha : 0.0f;
+  int32_t abits;
+  std::memcpy(&abits, &alpha, 4);
+  key.push_back(abits);
+  for (const Shape* s : {&x.sizes(), &x.strides(), &y.strides(), &w.sizes()}) key.insert(key.end(), s->begin(), s->end());
+
+  std::lock_guard<std::mutex> l(m_);
+  WeightId id{w.storage().get(), w.offset(), w.sizes(), w.strides()};
+  if (!(id == w_id_)) {  // different weight tensor: drop reordered copies of the old one
+    weights_.clear();
+    prims_.clear();
+    w_id_ = id;
+  }
+  auto it = prims_.find(key);
+  if (it != prims_.end()) return it->second;
+
+  auto cp = std::make_shared<ConvPrim>();
+  cp->has_bias = b.defined();
+  cp->src_user = dnnl_util::md_of(x);
+  cp->dst_user = dnnl_util::md_of(y);
+  const memory::dims strides = {g.S, g.S}, dil = {g.D - 1, g.D - 1}, pad = {g.P, g.P};
+  const memory::desc wei_any(weight_dims(g), memory::data_type::f32, tag::any);
+  const memory::desc bias_md({g.Co}, memory::data_type::f32, tag::x);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(make_post_ops(p.act, p.alpha));
+
+  auto make = [&](const memory::desc& src, const memory::desc& dst) {
+    using dnnl::algorithm;
+    using dnnl::prop_kind;
+    auto d = cp->has_bias
+                 ? dnnl::convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src,
+                                                   wei_any, bias_md, dst, strides, dil, pad, pad)
+                 : dnnl::convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src,
+                                                   wei_any, dst, strides, dil, pad, pad);
+    return dnnl::convolution_forward::primitive_desc(d, attr, dnnl_util::engine());
+  };
+  const memory::dims sdims = {g.N, g.Ci, g.H, g.W}, ddims = {g.N, g.Co, g.OH, g.OW};
+  const memory::desc src_any(sdims, memory::data_type::f32, tag::any);
+  const memory::desc dst_any(ddims, memory::data_type::f32, tag::any);
+
+  dnnl::convolution_forward::primitive_desc pd;
+  bool blocked = layout == dnnl_util::ConvLayout::Blocked;
+  if (!blocked) {
+    pd = make(cp->src_user, cp->dst_user);
+    // the plain path must not land on oneDNN's reference loops (e.g. odd strided views)
+    if (is_ref_impl(pd)) blocked = true;
+  }
+  if (blocked) pd = make(src_any, dst_any);
+  cp->src_md = pd.src_desc();
+  cp->dst_md = pd.dst_desc();
+  cp->wei_md = pd.weights_desc();
+  cp->conv = dnnl::convolution_forward(pd);
+  cp->src_reorder = cp->src_md != cp->src_user;
+  cp->dst_reorder = cp->dst_md != cp->dst_user;
+  if (cp->src_reorder) cp->src_r = dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_util::engine(), cp->src_user,
+                                                                              dnnl_util::engine(), cp->src_md));
+  if (cp->dst_reorder) cp->dst_r = dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_util::engine(), cp->dst_md,
+                                                                              dnnl_util::engine(), cp->dst_user));
+  cp->weights = weights_for(cp->wei_md, w, g);
+  prims_.emplace(std::move(key), cp);
+  return cp;
+}
+
+void conv_dnnl_into(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, const Geom& g,
+                    ConvCache* cache, Tensor& y) {
+  std::unique_ptr<ConvCache> local;
+  if (!cache) {
+    local = ConvCache::create();
+    cache = local.get();
+  }
+  auto* dc = dynamic_cast<DnnlConvCache*>(cache);
+  Y7_CHECK(dc != nullptr, "conv2d: cache was not made by ConvCache::create()");
+  std::shared_ptr<const ConvPrim> cp = dc->get(x, w, b, p, g, y);
+
+  auto& eng = dnnl_util::engine();
+  auto& s = dnnl_util::stream();
+  memory src(cp->src_user, eng, x.raw_data());
+  memory dst(cp->dst_user, eng, y.raw_data());
+  if (cp->src_reorder) {
+    memory tmp(cp->src_md, eng, dnnl_util::scratch(0, cp->src_md.get_size()));
+    cp->src_r.execute(s, src, tmp);
+    src = tmp;
+  }
+  memory conv_dst = cp->dst_reorder ? memory(cp->dst_md, eng, dnnl_util::scratch(1, cp->dst_md.get_size())) : dst;
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *cp->weights}, {DNNL_ARG_DST, conv_dst}};
+  Tensor bc;
+  if (cp->has_bias) {
+    bc = b.contiguous();
+    args.emplace(DNNL_ARG_BIAS, memory({{g.Co}, memory::data_type::f32, tag::x}, eng, bc.raw_data()));
+  }
+  cp->conv.execute(s, args);
+  if (cp->dst_reorder) cp->dst_r.execute(s, conv_dst, dst);
+  s.wait();
+}
+
+}  // namespace
+
+std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<DnnlConvCache>(); }
+
+#else  // !Y7_USE_DNNL
+
+namespace {
+class NoConvCache final : public ConvCache {
+ public:
+  void reset() override {}
+};
+}  // namespace
+
+std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<NoConvCache>(); }
+
+#endif
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
+              Tensor* out) {
+  const Geom g = check_conv(x, w, b, p, "conv2d");
+  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d");
+  Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
+  if (y.numel() == 0) return y;
+#ifdef Y7_USE_DNNL
+  try {
+    conv_dnnl_into(x, w, b, p, g, cache, y);
+  } catch (const dnnl::error& e) {
+    fail("conv2d: oneDNN failed (", e.what(), ") for input ", x.str(), ", weight ", w.str());
+  }
+#else
+  conv_portable_into(x, w, b, p, g, y);
+#endif
+  return y;
+}
+
+}  // namespace y7::ops

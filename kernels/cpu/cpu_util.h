@@ -1,0 +1,138 @@
+// Internal helpers shared by the CPU kernels: argument checks, `out` handling, a strided
+// elementwise loop driver, and a vectorizable float exp. No op math lives here.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace y7::ops::detail {
+
+inline void check_f32(const Tensor& t, const char* op, const char* what) {
+  Y7_CHECK(t.defined(), op, ": ", what, " is undefined");
+  Y7_CHECK(t.dtype() == DType::F32, op, ": ", what, " must be float32, got ", t.str());
+  Y7_CHECK(t.device().is_cpu(), op, ": ", what, " must be a CPU tensor");
+}
+
+inline void check_rank(const Tensor& t, int64_t rank, const char* op, const char* what) {
+  check_f32(t, op, what);
+  Y7_CHECK(t.dim() == rank, op, ": ", what, " must have ", rank, " dims, got ", t.str());
+}
+
+// True when a and b start at the same element of the same storage (ops use it to reject in-place
+// calls that would read what they already wrote; general overlap is the caller's business).
+inline bool same_start(const Tensor& a, const Tensor& b) {
+  return a.storage() == b.storage() && a.offset() == b.offset() && a.numel() > 0 && b.numel() > 0;
+}
+
+// The tensor an op writes its result of `shape` into: *out when given and defined (checked),
+// otherwise a fresh contiguous tensor (assigned to *out when out is non-null).
+inline Tensor prepare_out(Tensor* out, const Shape& shape, const char* op) {
+  if (out && out->defined()) {
+    check_f32(*out, op, "out");
+    Y7_CHECK(out->sizes() == shape, op, ": out has shape ", shape_str(out->sizes()), ", expected ",
+             shape_str(shape));
+    return *out;
+  }
+  Tensor t = Tensor::empty(shape);
+  if (out) *out = t;
+  return t;
+}
+
+// Calls f(off, n, inner) for every innermost run of a K-operand strided loop over `sizes`:
+// off[k] is operand k's element offset of the run start, inner[k] its stride along the run
+// (0 for broadcast operands). Dims are coalesced first; runs are split over the thread pool when
+// the loop has at least `grain` elements per chunk.
+template <size_t K, typename F>
+void for_each_run(const Shape& sizes, const std::array<Shape, K>& strides, int64_t grain, F&& f) {
+  // drop size-1 dims, then merge dims that are contiguous for every operand
+  std::vector<int64_t> sz;
+  std::array<std::vector<int64_t>, K> st;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 0) return;
+    if (sizes[d] == 1) continue;
+    bool merge = !sz.empty();
+    for (size_t k = 0; k < K && merge; ++k) merge = st[k].back() == strides[k][d] * sizes[d];
+    if (merge) {
+      sz.back() *= sizes[d];
+      for (size_t k = 0; k < K; ++k) st[k].back() = strides[k][d];
+    } else {
+      sz.push_back(sizes[d]);
+      for (size_t k = 0; k < K; ++k) st[k].push_back(strides[k][d]);
+    }
+  }
+  if (sz.empty()) {  // a single element
+    sz.push_back(1);
+    for (size_t k = 0; k < K; ++k) st[k].push_back(0);
+  }
+  const int64_t nd = int64_t(sz.size());
+  const int64_t inner_n = sz[nd - 1];
+  std::array<int64_t, K> inner;
+  for (size_t k = 0; k < K; ++k) inner[k] = st[k][nd - 1];
+  int64_t outer = 1;
+  for (int64_t d = 0; d < nd - 1; ++d) outer *= sz[d];
+  int64_t rows_grain = std::max<int64_t>(1, grain / std::max<int64_t>(inner_n, 1));
+  parallel_for(outer, rows_grain, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> idx(nd > 1 ? nd - 1 : 1, 0);
+    std::array<int64_t, K> off{};
+    int64_t r = b;
+    for (int64_t d = nd - 2; d >= 0; --d) {
+      idx[d] = r % sz[d];
+      r /= sz[d];
+      for (size_t k = 0; k < K; ++k) off[k] += idx[d] * st[k][d];
+    }
+    for (int64_t row = b; row < e; ++row) {
+      f(off, inner_n, inner);
+      for (int64_t d = nd - 2; d >= 0; --d) {
+        ++idx[d];
+        for (size_t k = 0; k < K; ++k) off[k] += st[k][d];
+        if (idx[d] < sz[d]) break;
+        for (size_t k = 0; k < K; ++k) off[k] -= st[k][d] * sz[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+// In-place activation of a contiguous float run (kernels/cpu/activation.cpp); used by kernels
+// that fuse their activation (the portable conv epilogue).
+void act_inplace(float* p, int64_t n, Act a, float alpha);
+
+// exp(x) for float, accurate to ~2 ulp over the finite range, written with plain arithmetic so
+// that loops calling it vectorize (std::exp does not without -ffast-math). Saturates to 0 / +inf
+// outside [-103.9, 88.7]; NaN propagates.
+inline float fast_exp(float x) {
+  const float hi = 88.72283f, lo = -103.97208f;
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  // x = n*ln2 + r, |r| <= ln2/2
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to nearest
+  float n = (xc * 1.44269504088896341f + magic) - magic;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // scale by 2^n in two steps so that n in [-150, 128] stays representable
+  int32_t ni = int32_t(n);
+  int32_t n1 = ni >> 1, n2 = ni - n1;
+  int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+  float s1, s2;
+  std::memcpy(&s1, &b1, 4);
+  std::memcpy(&s2, &b2, 4);
+  float y = p * s1 * s2;
+  y = x > hi ? INFINITY : y;
+  y = x < lo ? 0.0f : y;
+  return x != x ? x : y;
+}
+
+}  // namespace y7::ops::detail

@@ -1,0 +1,86 @@
+// 2-D max pooling, torch semantics: implicit -inf padding (padded cells never win), floor output
+// size, NaN propagates. Computed separably (max over the window's columns, then over its rows),
+// which is exact for max and costs 2k instead of k^2 per output.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/cpu_util.h"
+#include "kernels/ops.h"
+
+namespace y7::ops {
+
+namespace {
+
+inline float nanmax(float m, float v) { return (v > m || v != v) ? v : m; }
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out) {
+  const char* op = "max_pool2d";
+  detail::check_rank(x, 4, op, "input");
+  Y7_CHECK(kernel >= 1 && stride >= 1 && pad >= 0, op, ": bad kernel ", kernel, " / stride ", stride,
+           " / pad ", pad);
+  Y7_CHECK(2 * pad <= kernel, op, ": pad ", pad, " must be at most half the kernel ", kernel);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Y7_CHECK(H + 2 * pad >= kernel && W + 2 * pad >= kernel, op, ": kernel ", kernel,
+           " larger than the padded input ", x.str());
+  const int64_t OH = (H + 2 * pad - kernel) / stride + 1, OW = (W + 2 * pad - kernel) / stride + 1;
+  Tensor y = detail::prepare_out(out, {N, C, OH, OW}, op);
+  Y7_CHECK(!detail::same_start(x, y), op, ": out must not alias the input");
+  if (y.numel() == 0) return y;
+
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const int64_t xs0 = x.stride(0), xs1 = x.stride(1), xs2 = x.stride(2), xs3 = x.stride(3);
+  const int64_t ys0 = y.stride(0), ys1 = y.stride(1), ys2 = y.stride(2), ys3 = y.stride(3);
+  const int64_t k = kernel, s = stride, p = pad;
+
+  parallel_for(N * C, std::max<int64_t>(1, 16384 / (H * W + 1)), [&](int64_t b, int64_t e) {
+    std::vector<float> hbuf(size_t(H * OW));  // column-window maxima of every input row
+    for (int64_t plane = b; plane < e; ++plane) {
+      const int64_t n = plane / C, c = plane % C;
+      const float* in = px + n * xs0 + c * xs1;
+      float* o = py + n * ys0 + c * ys1;
+      for (int64_t ih = 0; ih < H; ++ih) {
+        const float* row = in + ih * xs2;
+        float* hr = hbuf.data() + ih * OW;
+        std::fill(hr, hr + OW, -std::numeric_limits<float>::infinity());
+        for (int64_t j = 0; j < k; ++j) {
+          // outputs whose window column ow*s - p + j lies inside [0, W)
+          int64_t lo = std::max<int64_t>(0, (p - j + s - 1) / s);
+          if (p - j < 0) lo = 0;
+          int64_t hi = std::min<int64_t>(OW, (W - 1 + p - j) / s + 1);
+          if (W - 1 + p - j < 0) hi = 0;
+          const float* src = row + (lo * s - p + j) * xs3;
+          if (s == 1 && xs3 == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) hr[ow] = nanmax(hr[ow], src[ow - lo]);
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) hr[ow] = nanmax(hr[ow], src[(ow - lo) * s * xs3]);
+          }
+        }
+      }
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t h0 = std::max<int64_t>(0, oh * s - p), h1 = std::min<int64_t>(H, oh * s - p + k);
+        float* orow = o + oh * ys2;
+        if (ys3 == 1) {
+          std::copy(hbuf.data() + h0 * OW, hbuf.data() + (h0 + 1) * OW, orow);
+          for (int64_t ih = h0 + 1; ih < h1; ++ih) {
+            const float* hr = hbuf.data() + ih * OW;
+            for (int64_t ow = 0; ow < OW; ++ow) orow[ow] = nanmax(orow[ow], hr[ow]);
+          }
+        } else {
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            float m = hbuf[h0 * OW + ow];
+            for (int64_t ih = h0 + 1; ih < h1; ++ih) m = nanmax(m, hbuf[ih * OW + ow]);
+            orow[ow * ys3] = m;
+          }
+        }
+      }
+    }
+  });
+  return y;
+}
+
+}  // namespace y7::ops
