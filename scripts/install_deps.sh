@@ -8,6 +8,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libxir-dev libunilog-dev libxir-utils
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
