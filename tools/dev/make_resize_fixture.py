@@ -9,9 +9,11 @@ image/:
   resize_<case>.npy         uint8 cv2.resize(src, (w,h), interpolation) output
   letterbox_<case>.npy      uint8 upstream utils.datasets.letterbox() output
   letterbox_<case>_meta.npy float64 [ratio_w, ratio_h, dw, dh]
+  scale_coords_*.npy        float32 boxes before / after upstream scale_coords()
   longside_<case>.npy       uint8, the load_image()-style resize (r = size/max(h,w), AREA or LINEAR)
   photo.jpg / photo.png     cv2.imwrite() of src_photo (BGR), quality 95
   photo_jpg_cv2.npy         uint8 cv2.imread('photo.jpg') (BGR), to measure stb vs libjpeg decoding
+  photo_exif{6,8}.jpg       photo.jpg with an EXIF orientation tag; _cv2.npy = cv2.imread() of it
 nms/:
   <case>.npy                float32 rows (img, x1, y1, x2, y2, conf, cls) from upstream
                             non_max_suppression (real torchvision.ops.nms) with the case's options
@@ -108,6 +110,17 @@ for name, (s, kw) in lb_cases.items():
     save(IMG, f"letterbox_{name}.npy", out)
     save(IMG, f"letterbox_{name}_meta.npy", np.array([ratio[0], ratio[1], dw, dh], np.float64))
 
+# ---------------------------------------------------------------- scale_coords (upstream function)
+import torch  # noqa: E402
+from utils.general import scale_coords  # noqa: E402
+
+boxes = torch.from_numpy(rng.uniform(-10, 110, size=(24, 4)).astype(np.float32))
+save(IMG, "scale_coords_in.npy", boxes.numpy())
+save(IMG, "scale_coords_out.npy", scale_coords((64, 96), boxes.clone(), (37, 53)).numpy())
+save(IMG, "scale_coords_out2.npy", scale_coords((100, 64), boxes.clone(), (90, 70)).numpy())
+save(IMG, "scale_coords_out_rp.npy", scale_coords((64, 64), boxes.clone(), (37, 53),
+                                                  ratio_pad=((64 / 53, 64 / 53), (0.0, 9.5))).numpy())
+
 # ---------------------------------------------------------------- load_image()-style long-side resize
 for name, (s, size, augment) in {"90x70_64": ("90x70", 64, False), "90x70_64_aug": ("90x70", 64, True),
                                  "37x53_64": ("37x53", 64, False), "100x60_50": ("100x60", 50, False)}.items():
@@ -126,9 +139,20 @@ cv2.imwrite(os.path.join(IMG, "photo.png"), photo)
 cv2.imwrite(os.path.join(IMG, "photo.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
 save(IMG, "photo_jpg_cv2.npy", cv2.imread(os.path.join(IMG, "photo.jpg")))
 assert np.array_equal(cv2.imread(os.path.join(IMG, "photo.png")), photo)
+# the same JPEG with an EXIF orientation tag (6: big-endian TIFF, 8: little-endian), which
+# cv2.imread applies
+jpg = open(os.path.join(IMG, "photo.jpg"), "rb").read()
+for o, tiff in ((6, b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00"
+                   b"\x00\x00\x00\x00"),
+                (8, b"II\x2a\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x08\x00\x00\x00"
+                   b"\x00\x00\x00\x00")):
+    payload = b"Exif\x00\x00" + tiff
+    seg = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    f = os.path.join(IMG, f"photo_exif{o}.jpg")
+    open(f, "wb").write(jpg[:2] + seg + jpg[2:])
+    save(IMG, f"photo_exif{o}_cv2.npy", cv2.imread(f))
 
 # ---------------------------------------------------------------- NMS variants (upstream code)
-import torch  # noqa: E402
 from utils.general import non_max_suppression  # noqa: E402
 
 fix = os.environ.get("Y7_SHARED_FIXTURES", os.path.join(args.upstream, "..", "shared", "fixtures", "upstream"))
@@ -151,6 +175,7 @@ for name, kw in nms_cases.items():
     save(NMS, f"{name}.npy", rows(non_max_suppression(pred.clone(), **kw)))
 
 # ties: 3 images x 120 boxes, 4 classes, scores on a coarse grid, boxes on a coarse grid
+rng = np.random.RandomState(11)  # own stream: independent of the image section above
 t = np.zeros((3, 120, 9), np.float32)
 t[..., 0] = rng.randint(0, 8, size=(3, 120)) * 8 + 20
 t[..., 1] = rng.randint(0, 8, size=(3, 120)) * 8 + 20
