@@ -314,28 +314,46 @@ Checkpoint checkpoint_from_pickle(const PickleResult& r) {
   return ck;
 }
 
+// Runs f; errors that do not name the file yet get "'<name>': " in front.
+template <typename F>
+auto with_file_context(const std::string& name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind("'" + name + "'", 0) == 0) throw;
+    throw Error("'" + name + "': " + msg);
+  }
+}
+
 Checkpoint load_checkpoint(const std::string& path) {
-  ZipArchive zip = ZipArchive::open(path);
-  return checkpoint_from_pickle(load_torch_pickle(zip));
+  return with_file_context(path, [&] {
+    ZipArchive zip = ZipArchive::open(path);
+    return checkpoint_from_pickle(load_torch_pickle(zip));
+  });
 }
 
 Checkpoint load_checkpoint_from_memory(const void* data, size_t size, const std::string& name) {
-  ZipArchive zip = ZipArchive::from_memory(data, size, name);
-  return checkpoint_from_pickle(load_torch_pickle(zip));
+  return with_file_context(name, [&] {
+    ZipArchive zip = ZipArchive::from_memory(data, size, name);
+    return checkpoint_from_pickle(load_torch_pickle(zip));
+  });
 }
 
 std::map<std::string, Tensor> load_tensor_dict(const std::string& path) {
-  ZipArchive zip = ZipArchive::open(path);
-  PickleResult r = load_torch_pickle(zip);
-  const PickleValue& root = *r.root;
-  Y7_CHECK(root.kind == K::Dict, "'", path, "': the top-level object is a ", root.describe(), " (a dict of tensors was expected)");
-  std::map<std::string, Tensor> out;
-  for (auto& [k, v] : root.entries) {
-    Y7_CHECK(k->kind == K::String, "'", path, "': a key is a ", k->describe(), " (str expected)");
-    Y7_CHECK(v->kind == K::Tensor, "'", path, "': '", printable(k->str), "' is a ", v->describe(), ", not a tensor");
-    out[k->str] = v->tensor;
-  }
-  return out;
+  return with_file_context(path, [&] {
+    ZipArchive zip = ZipArchive::open(path);
+    PickleResult r = load_torch_pickle(zip);
+    const PickleValue& root = *r.root;
+    Y7_CHECK(root.kind == K::Dict, "the top-level object is a ", root.describe(), " (a dict of tensors was expected)");
+    std::map<std::string, Tensor> out;
+    for (auto& [k, v] : root.entries) {
+      Y7_CHECK(k->kind == K::String, "a key is a ", k->describe(), " (str expected)");
+      Y7_CHECK(v->kind == K::Tensor, "'", printable(k->str), "' is a ", v->describe(), ", not a tensor");
+      out[k->str] = v->tensor;
+    }
+    return out;
+  });
 }
 
 }  // namespace y7::io
