@@ -5,6 +5,7 @@
 // are BGR (cv2.imread), and flips to RGB only when building the network input. Image::order
 // records which one a buffer holds; resize/letterbox/draw keep it, image_to_input() (letterbox.h)
 // and save_image() convert as needed, so callers never have to swap by hand.
+// Decoding and encoding are thread-safe (stb keeps its failure reason thread-local).
 //
 // Like cv2.imread(path, IMREAD_COLOR), load_image() returns 3 channels by default (gray is
 // replicated, alpha dropped, 16-bit PNG reduced to its high byte) and applies the JPEG EXIF

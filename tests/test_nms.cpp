@@ -206,6 +206,18 @@ TEST(Nms, HandMadeCases) {
   h.iou_thres = 0.49;
   EXPECT_EQ(ops::non_max_suppression(half, h)[0].size(0), 1);
 
+  // nc == 1: conf is obj itself (upstream skips the obj * cls product), multi_label is ignored
+  Tensor one = make_pred({{50, 50, 20, 20, 0.6f, 0.1f}, {150, 50, 20, 20, 0.3f, 0.9f}});
+  ops::NmsParams one_ml;
+  one_ml.multi_label = true;
+  for (const auto& prm : {ops::NmsParams{}, one_ml}) {
+    r = ops::non_max_suppression(one, prm);
+    ASSERT_EQ(r[0].size(0), 2);
+    EXPECT_EQ(r[0].item({0, 4}), double(0.6f));
+    EXPECT_EQ(r[0].item({1, 4}), double(0.3f));
+    EXPECT_EQ(r[0].item({1, 5}), 0.0);
+  }
+
   // a-priori labels (autolabelling): one label box appended with conf 1.
   ops::NmsParams lab;
   lab.labels = {Tensor::from_vector<float>({1, 300, 300, 10, 10}, {1, 5})};
