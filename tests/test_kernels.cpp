@@ -37,6 +37,12 @@ Tensor iota(const Shape& s) {
   return t;
 }
 
+// Same values, channels-last memory order (NCHW sizes, NHWC strides).
+Tensor to_cl(const Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2}); }
+bool is_cl(const Tensor& t) {
+  return t.stride(1) == 1 && t.stride(3) == t.size(1) && t.stride(2) == t.size(1) * t.size(3);
+}
+
 // max |a-b| / max(1, max|b|)
 double rel_err(const Tensor& a, const Tensor& b) { return max_abs_diff(a, b) / std::max(1.0, max_abs(b)); }
 
@@ -102,6 +108,10 @@ TEST(KernelsActivation, StridedAndInPlace) {
   EXPECT_LT(rel_err(ops::activation(perm, Act::Hardswish), ops::ref::activation(perm, Act::Hardswish)), 1e-6);
   Tensor large = randn({1, 64, 64, 64}, 2, 4.0f);  // exercises the threaded path
   EXPECT_LT(rel_err(ops::activation(large, Act::Sigmoid), ops::ref::activation(large, Act::Sigmoid)), 1e-6);
+  Tensor cl = to_cl(keep);
+  Tensor acl = ops::activation(cl, Act::Hardsigmoid);
+  EXPECT_TRUE(is_cl(acl));
+  EXPECT_LT(rel_err(acl, ops::ref::activation(keep, Act::Hardsigmoid)), 1e-6);
   Tensor i32 = Tensor::zeros({3}, DType::I32);
   EXPECT_THROW(ops::activation(i32, Act::ReLU), Error);
 }
@@ -324,6 +334,30 @@ TEST(KernelsConv, HardsigmoidPostOpComposition) {
   }
 }
 
+TEST(KernelsConv, ChannelsLastInAndOut) {
+  // channels-last inputs give channels-last results (no layout reorders in oneDNN), including
+  // writing into a channel slice of a channels-last concat buffer
+  for (const ConvFn& fn : {fast_conv, portable_conv}) {
+    Tensor x = to_cl(randn({2, 16, 12, 13}, 30));
+    Tensor w = randn({24, 16, 3, 3}, 31, 0.2f), b = randn({24}, 32);
+    ops::Conv2dParams p;
+    p.pad = 1, p.stride = 2, p.act = Act::SiLU;
+    Tensor want = ops::ref::conv2d(x, w, b, p);
+    Tensor y = fn(x, w, b, p, nullptr, nullptr);
+    EXPECT_TRUE(is_cl(y));
+    EXPECT_LT(rel_err(y, want), 1e-5);
+    Tensor buf = to_cl(Tensor::full({2, 40, 6, 7}, 5.0));
+    Tensor out = buf.slice(1, 8, 32);
+    fn(x, w, b, p, nullptr, &out);
+    EXPECT_LT(rel_err(out, want), 1e-5);
+    EXPECT_EQ(max_abs_diff(buf.slice(1, 0, 8), Tensor::full({2, 8, 6, 7}, 5.0)), 0.0);
+    EXPECT_EQ(max_abs_diff(buf.slice(1, 32, 40), Tensor::full({2, 8, 6, 7}, 5.0)), 0.0);
+    Tensor xs = buf.slice(1, 8, 24);  // a strided channels-last slice as input
+    Tensor w2 = randn({4, 16, 1, 1}, 33);
+    EXPECT_LT(rel_err(fn(xs, w2, Tensor(), {}, nullptr, nullptr), ops::ref::conv2d(xs, w2, Tensor(), {})), 1e-5);
+  }
+}
+
 // ------------------------------------------------------------------ pooling, upsample, concat, reorg
 
 TEST(KernelsPool, MatchesReference) {
@@ -343,6 +377,23 @@ TEST(KernelsPool, MatchesReference) {
     ops::max_pool2d(x, c.k, c.s, c.p, &out);
     EXPECT_EQ(max_abs_diff(out, want), 0.0);
     EXPECT_EQ(max_abs(buf.slice(1, 0, 2)), 0.0);
+  }
+}
+
+TEST(KernelsPool, ChannelsLast) {
+  for (int k : {2, 3, 5, 13}) {
+    const int s = k == 2 ? 2 : 1, p = k == 2 ? 0 : k / 2;
+    Tensor x = randn({2, 19, 15, 14}, uint32_t(200 + k));
+    x.data<float>()[77] = NAN;
+    Tensor want = ops::ref::max_pool2d(x, k, s, p);
+    Tensor y = ops::max_pool2d(to_cl(x), k, s, p);
+    EXPECT_TRUE(is_cl(y));
+    // NaN-aware exact comparison
+    Tensor yc = y.contiguous();
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      const float a = yc.data<float>()[i], b = want.data<float>()[i];
+      ASSERT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << "k" << k << " at " << i;
+    }
   }
 }
 
@@ -380,6 +431,9 @@ TEST(KernelsUpsample, MatchesReference) {
     EXPECT_EQ(max_abs_diff(out, want), 0.0);
     EXPECT_EQ(max_abs(buf.slice(1, 0, 4)), 0.0);
   }
+  Tensor ycl = ops::upsample_nearest2d(to_cl(x), 3);
+  EXPECT_TRUE(is_cl(ycl));
+  EXPECT_EQ(max_abs_diff(ycl, ops::ref::upsample_nearest2d(x, 3)), 0.0);
   Tensor y = ops::upsample_nearest2d(iota({1, 1, 2, 2}), 2);
   EXPECT_EQ(y.item({0, 0, 0, 1}), 0);
   EXPECT_EQ(y.item({0, 0, 1, 2}), 1);
@@ -412,6 +466,13 @@ TEST(KernelsConcat, AnyDimAndStrides) {
   Tensor l1 = randn({1, 64, 80, 80}, 43), l2 = randn({1, 32, 80, 80}, 44);
   Tensor lc = ops::concat({l1, l2}, 1);
   EXPECT_EQ(max_abs_diff(lc.slice(1, 64, 96), l2), 0.0);
+  // channels-last pieces give a channels-last result
+  Tensor c1 = to_cl(randn({2, 3, 4, 5}, 45)), c2 = randn({2, 6, 4, 5}, 46);
+  Tensor ccl = ops::concat({c1, c2, c1}, 1);
+  EXPECT_TRUE(is_cl(ccl));
+  EXPECT_EQ(max_abs_diff(ccl.slice(1, 0, 3), c1), 0.0);
+  EXPECT_EQ(max_abs_diff(ccl.slice(1, 3, 9), c2), 0.0);
+  EXPECT_EQ(max_abs_diff(ccl.slice(1, 9, 12), c1), 0.0);
   EXPECT_THROW(ops::concat({}, 0), Error);
   EXPECT_THROW(ops::concat({a, b}, 2), Error);
   EXPECT_THROW(ops::concat({a, b}, 4), Error);
@@ -455,6 +516,9 @@ TEST(KernelsElementwise, AddMulBroadcast) {
         }
   Tensor p = a.permute({0, 2, 3, 1});
   EXPECT_EQ(max_abs_diff(ops::add(p, p), ops::mul(p, Tensor::full({1}, 2.0))), 0.0);
+  Tensor acl = ops::add(to_cl(a), c);  // channels-last with a per-channel operand
+  EXPECT_TRUE(is_cl(acl));
+  EXPECT_EQ(max_abs_diff(acl, ops::add(a, c)), 0.0);
   EXPECT_THROW(ops::add(a, randn({1, 3, 1, 1}, 64)), Error);
   EXPECT_THROW(ops::mul(a, Tensor::zeros({1}, DType::I32)), Error);
 }

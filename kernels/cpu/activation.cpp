@@ -91,7 +91,7 @@ float act_scalar(Act a, float x, float alpha) {
 
 Tensor activation(const Tensor& x, Act a, float alpha) {
   detail::check_f32(x, "activation", "input");
-  Tensor y = Tensor::empty(x.sizes());
+  Tensor y = detail::empty_like_format(x.sizes(), x);
   apply(x, y, a, alpha);
   return y;
 }

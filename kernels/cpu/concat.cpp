@@ -1,6 +1,6 @@
-// Concatenation along any dim into a fresh contiguous tensor. Contiguous inputs are copied as
-// blocks of prod(sizes[dim:]) elements (one memcpy per outer index); other inputs go through the
-// generic strided copy.
+// Concatenation along any dim into a fresh tensor, contiguous (or channels-last when the first
+// input is). Contiguous inputs into a contiguous result are copied as blocks of prod(sizes[dim:])
+// elements (one memcpy per outer index); everything else goes through a strided run copy.
 #include <algorithm>
 #include <cstring>
 
@@ -8,6 +8,30 @@
 #include "kernels/ops.h"
 
 namespace y7::ops {
+
+namespace {
+
+// dst = src (same shape, same dtype of `es` bytes, any strides), in unit-stride runs where possible.
+void copy_strided(const Tensor& dst, const Tensor& src, size_t es) {
+  char* pd = static_cast<char*>(dst.raw_data());
+  const char* ps = static_cast<const char*>(src.raw_data());
+  const int64_t e = int64_t(es);
+  detail::for_each_run<2>(dst.sizes(), {dst.strides(), src.strides()}, 1 << 14,
+                          [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                            char* d = pd + off[0] * e;
+                            const char* s = ps + off[1] * e;
+                            if (st[0] == 1 && st[1] == 1) {
+                              std::memcpy(d, s, size_t(n * e));
+                            } else if (e == 4) {
+                              for (int64_t i = 0; i < n; ++i)
+                                std::memcpy(d + i * st[0] * 4, s + i * st[1] * 4, 4);
+                            } else {
+                              for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * st[0] * e, s + i * st[1] * e, es);
+                            }
+                          });
+}
+
+}  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   Y7_CHECK(!xs.empty(), "concat: no tensors given");
@@ -31,31 +55,39 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
                " does not match ", x0.str(), " outside dim ", dim);
     shape[dim] += t.size(dim);
   }
-  Tensor y = Tensor::empty(shape, x0.dtype());
+  Tensor y = detail::empty_like_format(shape, x0, x0.dtype());
   if (y.numel() == 0) return y;
-
   const size_t es = dtype_size(x0.dtype());
-  int64_t outer = 1;
-  for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
-  const int64_t row = y.numel() / outer;  // elements of one outer index in y
   char* py = static_cast<char*>(y.raw_data());
 
-  const int64_t inner = row / shape[dim];  // elements of one index along dim
-  int64_t pos = 0;                         // where the current input starts along dim
-  for (const Tensor& t : xs) {
-    const int64_t n = t.size(dim) * inner;  // elements of one outer index in t
-    const int64_t off = pos * inner;
-    pos += t.size(dim);
-    if (n == 0) continue;
-    if (t.is_contiguous()) {
+  if (y.is_contiguous()) {
+    // contiguous inputs: one block of prod(sizes[dim:]) elements per outer index
+    int64_t outer = 1;
+    for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
+    const int64_t row = y.numel() / outer;   // elements of one outer index in y
+    const int64_t inner = row / shape[dim];  // elements of one index along dim
+    int64_t pos = 0;                         // where the current input starts along dim
+    for (const Tensor& t : xs) {
+      const int64_t n = t.size(dim) * inner;
+      const int64_t off = pos * inner;
+      pos += t.size(dim);
+      if (n == 0) continue;
+      if (!t.is_contiguous()) {
+        copy_strided(y.slice(dim, pos - t.size(dim), pos), t, es);
+        continue;
+      }
       const char* src = static_cast<const char*>(t.raw_data());
       const int64_t bytes = n * int64_t(es);
       parallel_for(outer, std::max<int64_t>(1, (1 << 16) / bytes), [&](int64_t b, int64_t e) {
         for (int64_t o = b; o < e; ++o)
           std::memcpy(py + (o * row + off) * int64_t(es), src + o * bytes, size_t(bytes));
       });
-    } else {
-      y.slice(dim, pos - t.size(dim), pos).copy_(t);
+    }
+  } else {  // channels-last output
+    int64_t pos = 0;
+    for (const Tensor& t : xs) {
+      pos += t.size(dim);
+      if (t.numel() > 0) copy_strided(y.slice(dim, pos - t.size(dim), pos), t, es);
     }
   }
   return y;

@@ -197,7 +197,7 @@ void conv_portable_into(const Tensor& x, const Tensor& w, const Tensor& b, const
 
 Tensor conv2d_portable(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor* out) {
   const Geom g = check_conv(x, w, b, p, "conv2d");
-  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d");
+  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d", x);
   Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
   if (y.numel() == 0) return y;
   conv_portable_into(x, w, b, p, g, y);
@@ -348,7 +348,7 @@ std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor
   const memory::desc dst_any(ddims, memory::data_type::f32, tag::any);
 
   dnnl::convolution_forward::primitive_desc pd;
-  bool blocked = layout == dnnl_util::ConvLayout::Blocked;
+  bool blocked = layout != dnnl_util::ConvLayout::Plain;
   if (!blocked) {
     pd = make(cp->src_user, cp->dst_user);
     // the plain path must not land on oneDNN's reference loops (e.g. odd strided views)
@@ -423,7 +423,7 @@ std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<NoConvC
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
               Tensor* out) {
   const Geom g = check_conv(x, w, b, p, "conv2d");
-  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d");
+  Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d", x);
   Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
   if (y.numel() == 0) return y;
 #ifdef Y7_USE_DNNL

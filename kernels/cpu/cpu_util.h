@@ -1,7 +1,9 @@
 // Internal helpers shared by the CPU kernels: argument checks, `out` handling, a strided
 // elementwise loop driver, and a vectorizable float exp. No op math lives here.
 #pragma once
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -30,30 +32,55 @@ inline bool same_start(const Tensor& a, const Tensor& b) {
   return a.storage() == b.storage() && a.offset() == b.offset() && a.numel() > 0 && b.numel() > 0;
 }
 
+// True for a 4-D tensor laid out channels-last (NHWC memory order, NCHW sizes) and not also
+// plain contiguous (the two coincide when C == 1 or H*W == 1).
+inline bool is_channels_last(const Tensor& t) {
+  if (t.dim() != 4 || t.is_contiguous()) return false;
+  const Shape& s = t.sizes();
+  const Shape want = {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
+  for (int d = 0; d < 4; ++d)
+    if (s[d] != 1 && t.stride(d) != want[d]) return false;
+  return true;
+}
+
+// A fresh float32 tensor of `shape` in the memory format of `like` (channels-last when `like` is,
+// plain contiguous otherwise), so that channels-last pipelines stay channels-last.
+inline Tensor empty_like_format(const Shape& shape, const Tensor& like, DType dtype = DType::F32) {
+  if (shape.size() == 4 && like.defined() && is_channels_last(like))
+    return Tensor::empty({shape[0], shape[2], shape[3], shape[1]}, dtype).permute({0, 3, 1, 2});
+  return Tensor::empty(shape, dtype);
+}
+
 // The tensor an op writes its result of `shape` into: *out when given and defined (checked),
-// otherwise a fresh contiguous tensor (assigned to *out when out is non-null).
-inline Tensor prepare_out(Tensor* out, const Shape& shape, const char* op) {
+// otherwise a fresh tensor in the memory format of `like` (assigned to *out when out is non-null).
+inline Tensor prepare_out(Tensor* out, const Shape& shape, const char* op, const Tensor& like = Tensor()) {
   if (out && out->defined()) {
     check_f32(*out, op, "out");
     Y7_CHECK(out->sizes() == shape, op, ": out has shape ", shape_str(out->sizes()), ", expected ",
              shape_str(shape));
     return *out;
   }
-  Tensor t = Tensor::empty(shape);
+  Tensor t = empty_like_format(shape, like);
   if (out) *out = t;
   return t;
 }
 
 // Calls f(off, n, inner) for every innermost run of a K-operand strided loop over `sizes`:
 // off[k] is operand k's element offset of the run start, inner[k] its stride along the run
-// (0 for broadcast operands). Dims are coalesced first; runs are split over the thread pool when
+// (0 for broadcast operands). Dims are ordered by operand 0's strides (largest outermost, so a
+// channels-last output gets channel runs) and coalesced; runs are split over the thread pool when
 // the loop has at least `grain` elements per chunk.
 template <size_t K, typename F>
 void for_each_run(const Shape& sizes, const std::array<Shape, K>& strides, int64_t grain, F&& f) {
+  std::vector<size_t> order(sizes.size());
+  for (size_t d = 0; d < order.size(); ++d) order[d] = d;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return std::abs(strides[0][a]) > std::abs(strides[0][b]);
+  });
   // drop size-1 dims, then merge dims that are contiguous for every operand
   std::vector<int64_t> sz;
   std::array<std::vector<int64_t>, K> st;
-  for (size_t d = 0; d < sizes.size(); ++d) {
+  for (size_t d : order) {
     if (sizes[d] == 0) return;
     if (sizes[d] == 1) continue;
     bool merge = !sz.empty();

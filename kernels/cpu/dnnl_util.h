@@ -26,10 +26,14 @@ void* scratch(int slot, size_t bytes);
 // oneDNN fixes its work split when a primitive is created).
 int max_threads();
 
-// How conv2d lays out activations for oneDNN (the API boundary is always plain NCHW):
-//  Plain   - the convolution reads/writes the NCHW (possibly strided) tensors directly;
-//  Blocked - oneDNN picks src/dst formats (nChw16c on AVX-512) and we reorder around it;
-//  Auto    - per layer, whichever the measurements in bench/bench_kernels.cpp favour.
+// How conv2d lays out activations for oneDNN (the API takes NCHW-sized tensors with any strides):
+//  Plain   - the convolution reads/writes the caller's tensors directly (oneDNN's gemm-based
+//            convolution for NCHW; its direct kernels for dense channels-last);
+//  Blocked - src/dst format `any`: oneDNN picks its preferred layout (channels-last for f32 with
+//            the 2.6 brgconv kernels on AVX-512) and we reorder the caller's tensors around it,
+//            skipping reorders that are identities (dense channels-last callers pay none);
+//  Auto    - the default; currently Blocked, which was faster on every YOLOv7 layer shape
+//            measured (bench/bench_kernels.cpp).
 // A process-wide knob for benchmarks and experiments; primitives are cached per layout.
 enum class ConvLayout { Plain, Blocked, Auto };
 void set_conv_layout(ConvLayout l);

@@ -27,7 +27,7 @@ Tensor binary(const Tensor& a, const Tensor& b, const char* name, Op op) {
              shape_str(b.sizes()), " do not broadcast");
     shape[i] = sa == 1 ? sb : sa;
   }
-  Tensor y = Tensor::empty(shape);
+  Tensor y = detail::empty_like_format(shape, a.sizes() == shape ? a : b);
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.data<float>();

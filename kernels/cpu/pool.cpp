@@ -1,6 +1,7 @@
 // 2-D max pooling, torch semantics: implicit -inf padding (padded cells never win), floor output
 // size, NaN propagates. Computed separably (max over the window's columns, then over its rows),
-// which is exact for max and costs 2k instead of k^2 per output.
+// which is exact for max and costs 2k instead of k^2 per output. Planar (NCHW) and channels-last
+// layouts each have their own loop order.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,6 +16,65 @@ namespace {
 
 inline float nanmax(float m, float v) { return (v > m || v != v) ? v : m; }
 
+inline void nanmax_run(float* acc, const float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = nanmax(acc[i], v[i]);
+}
+
+// Channels-last layout (channel stride 1 in x and y): every step is a max over C contiguous
+// floats. Overlapping windows go through a buffer of column-window maxima, as in the planar path.
+void max_pool_channels_last(const Tensor& x, const Tensor& y, int64_t k, int64_t s, int64_t p) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), OH = y.size(2), OW = y.size(3);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  const int64_t xs0 = x.stride(0), xs2 = x.stride(2), xs3 = x.stride(3);
+  const int64_t ys0 = y.stride(0), ys2 = y.stride(2), ys3 = y.stride(3);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  // column pass: cm(n, ih, ow, :) = max over the window's columns of x(n, :, ih, iw)
+  auto col_max = [&](const float* row, float* dst, int64_t ow) {
+    std::fill(dst, dst + C, ninf);
+    const int64_t w0 = std::max<int64_t>(0, ow * s - p), w1 = std::min<int64_t>(W, ow * s - p + k);
+    for (int64_t iw = w0; iw < w1; ++iw) nanmax_run(dst, row + iw * xs3, C);
+  };
+  const int64_t grain = std::max<int64_t>(1, 16384 / (OW * C));
+  if (k <= s) {  // windows do not overlap: direct
+    parallel_for(N * OH, grain, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t n = r / OH, oh = r % OH;
+        const int64_t h0 = std::max<int64_t>(0, oh * s - p), h1 = std::min<int64_t>(H, oh * s - p + k);
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float* o = py + n * ys0 + oh * ys2 + ow * ys3;
+          col_max(px + n * xs0 + h0 * xs2, o, ow);
+          for (int64_t ih = h0 + 1; ih < h1; ++ih) {
+            const float* row = px + n * xs0 + ih * xs2;
+            const int64_t w0 = std::max<int64_t>(0, ow * s - p), w1 = std::min<int64_t>(W, ow * s - p + k);
+            for (int64_t iw = w0; iw < w1; ++iw) nanmax_run(o, row + iw * xs3, C);
+          }
+        }
+      }
+    });
+    return;
+  }
+  std::vector<float> cm(size_t(N * H * OW * C));
+  parallel_for(N * H, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t n = r / H, ih = r % H;
+      for (int64_t ow = 0; ow < OW; ++ow) col_max(px + n * xs0 + ih * xs2, cm.data() + (r * OW + ow) * C, ow);
+    }
+  });
+  parallel_for(N * OH, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t n = r / OH, oh = r % OH;
+      const int64_t h0 = std::max<int64_t>(0, oh * s - p), h1 = std::min<int64_t>(H, oh * s - p + k);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float* o = py + n * ys0 + oh * ys2 + ow * ys3;
+        const float* src = cm.data() + ((n * H + h0) * OW + ow) * C;
+        std::copy(src, src + C, o);
+        for (int64_t ih = h0 + 1; ih < h1; ++ih) nanmax_run(o, cm.data() + ((n * H + ih) * OW + ow) * C, C);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out) {
@@ -27,10 +87,14 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out)
   Y7_CHECK(H + 2 * pad >= kernel && W + 2 * pad >= kernel, op, ": kernel ", kernel,
            " larger than the padded input ", x.str());
   const int64_t OH = (H + 2 * pad - kernel) / stride + 1, OW = (W + 2 * pad - kernel) / stride + 1;
-  Tensor y = detail::prepare_out(out, {N, C, OH, OW}, op);
+  Tensor y = detail::prepare_out(out, {N, C, OH, OW}, op, x);
   Y7_CHECK(!detail::same_start(x, y), op, ": out must not alias the input");
   if (y.numel() == 0) return y;
 
+  if (x.stride(1) == 1 && y.stride(1) == 1 && C > 1) {
+    max_pool_channels_last(x, y, kernel, stride, pad);
+    return y;
+  }
   const float* px = x.data<float>();
   float* py = y.data<float>();
   const int64_t xs0 = x.stride(0), xs1 = x.stride(1), xs2 = x.stride(2), xs3 = x.stride(3);

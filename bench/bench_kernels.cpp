@@ -1,0 +1,176 @@
+// Google Benchmark suites for the CPU kernels on typical YOLOv7 / YOLOv7-tiny layer shapes at
+// 640x640, batch 1. Threads: set Y7_THREADS (e.g. Y7_THREADS=2 taskset -c 0,1 yolo7_bench).
+// Conv benchmarks run each oneDNN activation layout (plain NCHW, blocked with reorders, auto) and
+// the portable path; counters report GFLOP/s (2 * MACs).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/dnnl_util.h"
+#include "kernels/ops.h"
+
+using namespace y7;
+using ops::Act;
+
+namespace {
+
+const int g_threads_set = [] {
+  if (const char* s = std::getenv("Y7_THREADS")) set_num_threads(std::atoi(s));
+  return 0;
+}();
+
+Tensor randn(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  Tensor t = Tensor::empty(s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+// The machine may be shared: run with --benchmark_repetitions=N and read the "_min" rows.
+double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+
+// plain: NCHW tensors, conv reads/writes them directly; blocked: NCHW tensors, oneDNN's preferred
+// layout with reorders around the conv; auto: the default policy; portable: conv2d_portable;
+// nhwc: channels-last tensors (NCHW sizes, NHWC strides) passed straight to oneDNN.
+enum Impl { kPlain = 0, kBlocked = 1, kAuto = 2, kPortable = 3, kNhwc = 4 };
+const char* impl_name(int i) {
+  static const char* n[] = {"plain", "blocked", "auto", "portable", "nhwc"};
+  return n[i];
+}
+
+// args: ci, co, k, stride, h (= w), impl
+void BM_Conv(benchmark::State& st) {
+  const int64_t ci = st.range(0), co = st.range(1), k = st.range(2), s = st.range(3), h = st.range(4);
+  const int impl = int(st.range(5));
+  st.SetLabel(std::to_string(ci) + "->" + std::to_string(co) + " " + std::to_string(k) + "x" +
+              std::to_string(k) + " s" + std::to_string(s) + " @" + std::to_string(h) + " " + impl_name(impl));
+#ifdef Y7_USE_DNNL
+  using L = ops::dnnl_util::ConvLayout;
+  if (impl != kPortable)
+    ops::dnnl_util::set_conv_layout(impl == kPlain || impl == kNhwc ? L::Plain : impl == kBlocked ? L::Blocked : L::Auto);
+#else
+  if (impl != kPortable) {
+    st.SkipWithError("built without oneDNN");
+    return;
+  }
+#endif
+  Tensor x = randn({1, ci, h, h}, 1);
+  if (impl == kNhwc) x = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  Tensor w = randn({co, ci, k, k}, 2);
+  Tensor b = randn({co}, 3);
+  ops::Conv2dParams p;
+  p.stride = int(s), p.pad = int(k / 2), p.act = Act::SiLU;
+  const int64_t oh = (h + 2 * p.pad - k) / s + 1;
+  Tensor out = Tensor::empty({1, co, oh, oh});
+  if (impl == kNhwc) out = Tensor::empty({1, oh, oh, co}).permute({0, 3, 1, 2});
+  auto cache = ops::ConvCache::create();
+  auto run = [&] {
+    if (impl == kPortable) ops::conv2d_portable(x, w, b, p, &out);
+    else ops::conv2d(x, w, b, p, cache.get(), &out);
+  };
+  run();  // create and cache the primitive
+  for (auto _ : st) {
+    run();
+    benchmark::DoNotOptimize(out.raw_data());
+  }
+  const double flops = 2.0 * double(co) * double(ci) * double(k * k) * double(oh * oh);
+  st.counters["GFLOPs"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+#ifdef Y7_USE_DNNL
+  ops::dnnl_util::set_conv_layout(L::Auto);
+#endif
+}
+
+void conv_args(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][5] = {
+      {3, 32, 3, 1, 640},     // yolov7 stem
+      {3, 32, 3, 2, 640},     // yolov7-tiny stem
+      {32, 64, 3, 2, 640},    // yolov7 layer 1
+      {64, 128, 3, 2, 320},   // yolov7 layer 3
+      {64, 64, 3, 1, 160},    // ELAN 3x3
+      {128, 64, 1, 1, 160},   // ELAN 1x1
+      {256, 256, 1, 1, 80},   // ELAN transition
+      {128, 128, 3, 1, 80},
+      {128, 256, 3, 1, 80},   // head 3x3 before the P3 detect conv
+      {1024, 512, 1, 1, 20},
+      {512, 255, 1, 1, 20},   // detect conv at P5
+  };
+  for (auto& s : shapes)
+    for (int impl : {kPlain, kBlocked, kAuto, kPortable, kNhwc}) b->Args({s[0], s[1], s[2], s[3], s[4], impl});
+}
+BENCHMARK(BM_Conv)->Apply(conv_args)->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+// Same conv written into a channel slice of a concat buffer (the in-place concat path).
+void BM_ConvIntoConcatSlice(benchmark::State& st) {
+  const int64_t c = 64, h = 160;
+  Tensor x = randn({1, c, h, h}, 1), w = randn({c, c, 3, 3}, 2), b = randn({c}, 3);
+  Tensor buf = Tensor::empty({1, 4 * c, h, h});
+  Tensor out = buf.slice(1, c, 2 * c);
+  ops::Conv2dParams p;
+  p.pad = 1, p.act = Act::SiLU;
+  auto cache = ops::ConvCache::create();
+  ops::conv2d(x, w, b, p, cache.get(), &out);
+  for (auto _ : st) ops::conv2d(x, w, b, p, cache.get(), &out);
+}
+BENCHMARK(BM_ConvIntoConcatSlice)->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+// args: c, h, kernel, stride
+void BM_MaxPool(benchmark::State& st) {
+  const int64_t c = st.range(0), h = st.range(1), k = st.range(2), s = st.range(3);
+  Tensor x = randn({1, c, h, h}, 4);
+  Tensor out;
+  ops::max_pool2d(x, int(k), int(s), int(k / 2) * (s == 1), &out);
+  for (auto _ : st) ops::max_pool2d(x, int(k), int(s), int(k / 2) * (s == 1), &out);
+  st.SetBytesProcessed(int64_t(st.iterations()) * (x.nbytes() + out.nbytes()));
+}
+BENCHMARK(BM_MaxPool)
+    ->Args({64, 320, 2, 2})    // MP in the yolov7 backbone
+    ->Args({128, 160, 2, 2})
+    ->Args({512, 20, 5, 1})    // SPPCSPC pools
+    ->Args({512, 20, 9, 1})
+    ->Args({512, 20, 13, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime()
+    ->ComputeStatistics("min", min_of);
+
+void BM_Upsample(benchmark::State& st) {
+  const int64_t c = st.range(0), h = st.range(1);
+  Tensor x = randn({1, c, h, h}, 5);
+  Tensor out;
+  ops::upsample_nearest2d(x, 2, &out);
+  for (auto _ : st) ops::upsample_nearest2d(x, 2, &out);
+  st.SetBytesProcessed(int64_t(st.iterations()) * (x.nbytes() + out.nbytes()));
+}
+BENCHMARK(BM_Upsample)->Args({256, 20})->Args({128, 40})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+void BM_Concat(benchmark::State& st) {
+  const int64_t c = st.range(0), h = st.range(1);
+  std::vector<Tensor> xs;
+  for (int i = 0; i < 4; ++i) xs.push_back(randn({1, c, h, h}, 6 + i));
+  for (auto _ : st) benchmark::DoNotOptimize(ops::concat(xs, 1).raw_data());
+  st.SetBytesProcessed(int64_t(st.iterations()) * 2 * 4 * xs[0].nbytes());
+}
+BENCHMARK(BM_Concat)->Args({64, 160})->Args({128, 80})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+void BM_SiLU(benchmark::State& st) {
+  const int64_t c = st.range(0), h = st.range(1);
+  Tensor x = randn({1, c, h, h}, 10);
+  for (auto _ : st) ops::activation_(x, Act::SiLU);
+  st.SetBytesProcessed(int64_t(st.iterations()) * 2 * x.nbytes());
+}
+BENCHMARK(BM_SiLU)->Args({32, 640})->Args({128, 80})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+void BM_DetectDecode(benchmark::State& st) {
+  const int64_t h = st.range(0);
+  Tensor raw = randn({1, 255, h, h}, 11);
+  Tensor ag = Tensor::from_vector<float>({12, 16, 19, 36, 40, 28}, {3, 2});
+  Tensor perm;
+  for (auto _ : st) benchmark::DoNotOptimize(ops::detect_decode(raw, 3, 85, 8.0f, ag, &perm).raw_data());
+}
+BENCHMARK(BM_DetectDecode)->Arg(80)->Arg(20)->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+
+}  // namespace
