@@ -1,7 +1,6 @@
 #include "graph/modules.h"
 
 #include <cmath>
-#include <random>
 
 namespace y7::graph {
 
@@ -19,21 +18,36 @@ std::string float_repr(float v) {
   return s;
 }
 
-void uniform_fill(Tensor& t, double bound, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(-bound, bound);
+// splitmix64: fast, deterministic; initial weights need no more.
+struct Rng {
+  uint64_t state;
+  explicit Rng(uint64_t seed) : state(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0,1)
+  double normal() {  // Box-Muller
+    double u1 = uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log1p(-u1)) * std::cos(6.283185307179586 * u2);
+  }
+};
+
+void uniform_fill(Tensor& t, double bound, Rng& rng) {
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(u(rng));
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float((2.0 * rng.uniform() - 1.0) * bound);
 }
 
-void normal_fill(Tensor& t, double mean, double std, std::mt19937_64& rng) {
-  std::normal_distribution<double> nd(mean, std);
+void normal_fill(Tensor& t, double mean, double std, Rng& rng) {
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(nd(rng));
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(mean + std * rng.normal());
 }
 
 // torch's default Conv2d init: kaiming_uniform(a=sqrt(5)) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 // the bias likewise.
-void init_conv(ConvUnit& c, std::mt19937_64& rng) {
+void init_conv(ConvUnit& c, Rng& rng) {
   double fan_in = double(c.c1 / c.g) * c.k * c.k;
   double bound = 1.0 / std::sqrt(fan_in);
   uniform_fill(c.weight, bound, rng);
@@ -198,7 +212,7 @@ Tensor ConvLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
 }
 
 void ConvLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   init_conv(cv, rng);
 }
 
@@ -303,7 +317,7 @@ int RepConvLayer::num_modules() const {
 }
 
 void RepConvLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   if (deploy) {
     init_conv(reparam, rng);
     return;
@@ -461,7 +475,7 @@ double DownCLayer::macs(const std::vector<Shape>& in) const {
 }
 
 void DownCLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   init_conv(cv1, rng);
   init_conv(cv2, rng);
   init_conv(cv3, rng);
@@ -542,7 +556,7 @@ double SPPCSPCLayer::macs(const std::vector<Shape>& in) const {
 }
 
 void SPPCSPCLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   for (auto& c : cv) init_conv(c, rng);
 }
 
@@ -563,7 +577,7 @@ void ImplicitLayer::params(const std::string& prefix, std::vector<ParamRef>& out
 }
 
 void ImplicitLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   normal_fill(implicit, mul ? 1.0 : 0.0, 0.02, rng);
 }
 
@@ -579,7 +593,7 @@ Tensor Conv2dLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
 }
 
 void Conv2dLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   init_conv(cv, rng);
 }
 
@@ -793,7 +807,7 @@ int DetectLayer::num_modules() const {
 }
 
 void DetectLayer::init_weights(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   for (auto& u : m) init_conv(u, rng);
   for (auto& u : m2) init_conv(u, rng);
   for (auto& t : ia) normal_fill(t, 0.0, 0.02, rng);

@@ -181,6 +181,90 @@ TEST(Model, TrainingCheckpointEmaAndModel) {
   EXPECT_EQ(last->names.size(), size_t(last->nc()));
 }
 
+// Full-width cfgs (the fixtures' cfg with width_multiple 1): parse_model's printed table, the
+// parameter and module counts of upstream's "Model Summary", and GFLOPS. The GFLOPS reference is
+// 2 x the Conv2d multiply-accumulates that torch forward hooks count on the upstream model at a
+// stride-sized input, scaled to 640x640 (what model_info() does with thop's conv count).
+TEST(Model, FullWidthInfoMatchesUpstream) {
+  struct Row {
+    int index;
+    const char* type;
+    int64_t params;
+    const char* args;
+  };
+  struct Ref {
+    const char* fixture;
+    int64_t params;
+    int modules;
+    double gflops;
+    int64_t fused_params;
+    std::vector<Row> rows;
+  };
+  const Ref refs[] = {
+      {"yolov7-tiny", 6228762, 263, 13.7007, 6221370,
+       {{0, "models.common.Conv", 928, "[3, 32, 3, 2, None, 1, LeakyReLU(negative_slope=0.1)]"},
+        {6, "models.common.Concat", 0, "[1]"},
+        {8, "models.common.MP", 0, "[]"},
+        {31, "models.common.SP", 0, "[5]"},
+        {39, "torch.nn.modules.upsampling.Upsample", 0, "[None, 2, 'nearest']"},
+        {76, "models.common.Conv", 1180672, "[256, 512, 3, 1, None, 1, LeakyReLU(negative_slope=0.1)]"},
+        {77, "models.yolo.IDetect", 230906,
+         "[80, [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]], [128, 256, "
+         "512]]"}}},
+      {"yolov7", 37622682, 415, 105.7694, 36907898,
+       {{0, "models.common.Conv", 928, "[3, 32, 3, 1]"},
+        {51, "models.common.SPPCSPC", 7609344, "[1024, 512, 1]"},
+        {102, "models.common.RepConv", 328704, "[128, 256, 3, 1]"},
+        {104, "models.common.RepConv", 5246976, "[512, 1024, 3, 1]"},
+        {105, "models.yolo.IDetect", 460282,
+         "[80, [[12, 16, 19, 36, 40, 28], [36, 75, 76, 55, 72, 146], [142, 110, 192, 243, 459, 401]], [256, 512, "
+         "1024]]"}}},
+  };
+  for (const Ref& r : refs) {
+    io::Checkpoint ck = io::load_checkpoint(fixtures_dir() + "/" + r.fixture + "/model.pt");
+    YAML::Node cfg = YAML::Clone(ck.model->yaml);
+    cfg["width_multiple"] = 1.0;
+    auto m = graph::Model::from_yaml(cfg);
+    EXPECT_EQ(m->num_parameters(), r.params) << r.fixture;
+    EXPECT_EQ(m->num_modules(), r.modules) << r.fixture;
+    EXPECT_NEAR(m->gflops(640, 640), r.gflops, 1e-4) << r.fixture;
+    std::printf("[ %s full width ] %lld parameters, %d modules, %.4f GFLOPS at 640\n", r.fixture,
+                (long long)m->num_parameters(), m->num_modules(), m->gflops(640, 640));
+    auto info = m->layers();
+    for (const Row& row : r.rows) {
+      ASSERT_LT(row.index, int(info.size()));
+      const auto& li = info[row.index];
+      EXPECT_EQ(li.index, row.index);
+      EXPECT_EQ(li.type, row.type) << r.fixture << " layer " << row.index;
+      EXPECT_EQ(li.params, row.params) << r.fixture << " layer " << row.index;
+      EXPECT_EQ(li.args, row.args) << r.fixture << " layer " << row.index;
+      EXPECT_EQ(li.repeats, 1);
+    }
+    m->fuse();
+    EXPECT_EQ(m->num_parameters(), r.fused_params) << r.fixture;
+  }
+}
+
+// save list and `from` bookkeeping on the e6e graph (IAuxDetect, Shortcut, DownC, ReOrg)
+TEST(Model, E6eGraphBookkeeping) {
+  io::Checkpoint ck = io::load_checkpoint(fixtures_dir() + "/yolov7-e6e/model.pt");
+  auto m = graph::Model::from_yaml(ck.model->yaml);
+  auto info = m->layers();
+  ASSERT_EQ(info.size(), 266u);
+  EXPECT_EQ(info[0].type, "models.common.ReOrg");
+  EXPECT_EQ(info[23].type, "models.common.Shortcut");
+  EXPECT_EQ(info[23].from, (std::vector<int>{-1, -11}));
+  EXPECT_TRUE(info[23].from_list);
+  EXPECT_FALSE(info[22].from_list);
+  EXPECT_EQ(info[265].type, "models.yolo.IAuxDetect");
+  EXPECT_EQ(info[265].from, (std::vector<int>{257, 258, 259, 260, 261, 262, 263, 264}));
+  // upstream save list: every non -1 `from`, modulo the layer index, sorted
+  const auto& save = m->save_list();
+  EXPECT_TRUE(std::is_sorted(save.begin(), save.end()));
+  EXPECT_NE(std::find(save.begin(), save.end(), 12), save.end());  // layer 23 reads -11
+  EXPECT_EQ(m->stride(), (std::vector<float>{8, 16, 32, 64}));
+}
+
 TEST(Model, StrictLoadingErrors) {
   io::Checkpoint ck = io::load_checkpoint(fixtures_dir() + "/yolov7-tiny/model.pt");
   auto model = graph::Model::from_yaml(ck.model->yaml);
