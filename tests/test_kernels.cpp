@@ -136,6 +136,8 @@ const ConvCase kConvCases[] = {
     {1, 32, 40, 8, 8, 3, 2, 0, 1, 1},    // no padding, stride 2
     {1, 64, 48, 6, 10, 1, 2, 0, 1, 1},   // 1x1 stride 2
     {1, 40, 33, 12, 12, 3, 1, 1, 1, 1},  // channels not multiples of the SIMD width
+    {1, 20, 12, 16, 17, 1, 1, 0, 1, 1},  // 1x1 over several column blocks (portable: direct B)
+    {2, 8, 6, 12, 12, 1, 1, 0, 1, 2},    // grouped 1x1
 };
 
 std::string case_str(const ConvCase& c) {

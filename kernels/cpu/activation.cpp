@@ -1,7 +1,5 @@
 // Elementwise activations: the scalar definitions (act_scalar) and the strided, vectorizable
 // tensor loops built on them.
-#include <algorithm>
-
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -9,33 +7,51 @@ namespace y7::ops {
 
 namespace {
 
+using detail::splat;
+using detail::v8f;
+
+// The definitions, on 8 lanes. Comparisons are ordered so that NaN inputs give NaN, as in torch.
 template <Act A>
-inline float act_fn(float x, float alpha) {
+inline v8f act_v8(v8f x, float alpha) {
   if constexpr (A == Act::None) {
     return x;
   } else if constexpr (A == Act::SiLU) {
-    return x / (1.0f + detail::fast_exp(-x));
+    return x / (splat(1.0f) + detail::exp_v8(-x));
   } else if constexpr (A == Act::LeakyReLU) {
-    return x > 0.0f ? x : x * alpha;
+    return x > splat(0.0f) ? x : x * splat(alpha);
   } else if constexpr (A == Act::Sigmoid) {
-    return 1.0f / (1.0f + detail::fast_exp(-x));
-  } else if constexpr (A == Act::Hardswish) {
-    return x * std::min(std::max(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-  } else if constexpr (A == Act::Hardsigmoid) {
-    return std::min(std::max(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-  } else {  // ReLU; NaN stays NaN as in torch
-    return x < 0.0f ? 0.0f : x;
+    return splat(1.0f) / (splat(1.0f) + detail::exp_v8(-x));
+  } else if constexpr (A == Act::Hardswish || A == Act::Hardsigmoid) {
+    v8f t = x + splat(3.0f);  // relu6(x + 3)
+    t = t < splat(0.0f) ? splat(0.0f) : t;
+    t = t > splat(6.0f) ? splat(6.0f) : t;
+    if constexpr (A == Act::Hardswish) return x * t / splat(6.0f);
+    else return t / splat(6.0f);
+  } else {  // ReLU
+    return x < splat(0.0f) ? splat(0.0f) : x;
   }
 }
 
+// dst[i*ds] = act(src[i*ss]) for i < n; src may equal dst. Tails run through the same vector code
+// so that every element gets bit-identical results whatever its position.
 template <Act A>
 void act_run(const float* src, int64_t ss, float* dst, int64_t ds, int64_t n, float alpha) {
-  if (ss == 1 && ds == 1 && src == dst) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<A>(dst[i], alpha);
-  } else if (ss == 1 && ds == 1) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = act_fn<A>(src[i], alpha);
+  int64_t i = 0;
+  if (ss == 1 && ds == 1) {
+    for (; i + 8 <= n; i += 8) detail::storeu(dst + i, act_v8<A>(detail::loadu(src + i), alpha));
   } else {
-    for (int64_t i = 0; i < n; ++i) dst[i * ds] = act_fn<A>(src[i * ss], alpha);
+    for (; i + 8 <= n; i += 8) {
+      v8f v;
+      for (int l = 0; l < 8; ++l) v[l] = src[(i + l) * ss];
+      v = act_v8<A>(v, alpha);
+      for (int l = 0; l < 8; ++l) dst[(i + l) * ds] = v[l];
+    }
+  }
+  if (i < n) {
+    v8f v = splat(0.0f);
+    for (int64_t l = 0; l < n - i; ++l) v[l] = src[(i + l) * ss];
+    v = act_v8<A>(v, alpha);
+    for (int64_t l = 0; l < n - i; ++l) dst[(i + l) * ds] = v[l];
   }
 }
 

@@ -7,9 +7,10 @@
 //
 // Portable path (conv2d_portable, always compiled): a packed GEMM per (image, group) computing
 // out[Co/g, OH*OW] = W[Co/g, K] * cols[K, OH*OW] with K = Ci/g*kh*kw. The im2col matrix is never
-// materialised: column panels are packed straight from the input, a 6x16 register-blocked
-// micro-kernel (GCC/Clang vector extensions) accumulates, and bias + activation run on each
-// finished block before it is stored. Work is split over column blocks on the y7 thread pool.
+// materialised: one KCxNC block of it at a time is copied from the input (1x1 stride-1 convs read
+// the input planes directly), a 6x16 register-blocked micro-kernel (GCC/Clang vector extensions)
+// accumulates, and bias + activation run on each finished block before it is stored. Work is
+// split over column blocks on the y7 thread pool.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -67,21 +68,17 @@ Geom check_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dP
 
 constexpr int64_t MR = 6, NR = 16, KC = 256, NC = 128;
 
-typedef float v8 __attribute__((vector_size(32)));
+using v8 = detail::v8f;
+inline v8 bcast(float a) { return detail::splat(a); }
+inline v8 load8(const float* p) { return detail::loadu(p); }
+inline void store8(float* p, v8 v) { detail::storeu(p, v); }
 
-inline v8 bcast(float a) { return v8{a, a, a, a, a, a, a, a}; }
-inline v8 load8(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
-
-// C[MR x NR] (row stride ldc) (+)= A[kc x MR] (packed, k-major) * B[kc x NR] (packed, k-major)
-void micro_kernel(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, bool accumulate) {
+// C[MR x NR] (row stride ldc) (+)= A[kc x MR] (packed, k-major) * B[kc x NR] (row stride ldb)
+void micro_kernel(int64_t kc, const float* A, const float* B, int64_t ldb, float* C, int64_t ldc,
+                  bool accumulate) {
   v8 c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{}, c40{}, c41{}, c50{}, c51{};
   for (int64_t k = 0; k < kc; ++k) {
-    const v8 b0 = load8(B + k * NR), b1 = load8(B + k * NR + 8);
+    const v8 b0 = load8(B + k * ldb), b1 = load8(B + k * ldb + 8);
     const float* a = A + k * MR;
     v8 t = bcast(a[0]);
     c00 += t * b0, c01 += t * b1;
@@ -125,24 +122,42 @@ std::vector<float> pack_weights(const Tensor& w, const Geom& g) {
 }
 
 // Packs rows [k0, k0+kc) x columns [j0, j0+nc) of the implicit im2col matrix of image n, group
-// grp into panels [nc/NR][kc][NR] (columns past nc zero-filled).
+// grp into B (row-major, row stride ldb >= nc; columns nc..ldb zero-filled). Each row is copied in
+// runs of one output row each, with the padding parts zeroed.
 void pack_cols(const float* px, const Shape& xs, const Geom& g, int64_t n, int64_t grp, int64_t k0, int64_t kc,
-               int64_t j0, int64_t nc, float* Bp) {
-  const int64_t npanels = (nc + NR - 1) / NR;
+               int64_t j0, int64_t nc, float* B, int64_t ldb) {
   const int64_t khw = g.KH * g.KW;
   for (int64_t kk = 0; kk < kc; ++kk) {
     const int64_t k = k0 + kk, ci = k / khw, kh = (k % khw) / g.KW, kw = k % g.KW;
     const float* plane = px + n * xs[0] + (grp * g.Cig + ci) * xs[1];
+    float* row = B + kk * ldb;
     int64_t oh = j0 / g.OW, ow = j0 % g.OW;
-    for (int64_t jj = 0; jj < npanels * NR; ++jj) {
-      float v = 0.0f;
-      if (jj < nc) {
-        const int64_t ih = oh * g.S - g.P + kh * g.D, iw = ow * g.S - g.P + kw * g.D;
-        if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) v = plane[ih * xs[2] + iw * xs[3]];
-        if (++ow == g.OW) ow = 0, ++oh;
+    for (int64_t j = 0; j < nc;) {
+      const int64_t run = std::min(g.OW - ow, nc - j);
+      float* d = row + j;
+      const int64_t ih = oh * g.S - g.P + kh * g.D;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(d, d + run, 0.0f);
+      } else {
+        // columns t of the run read iw = iw0 + t*S; keep those inside [0, W)
+        const int64_t iw0 = ow * g.S - g.P + kw * g.D;
+        const int64_t lo = std::min(run, iw0 >= 0 ? 0 : (-iw0 + g.S - 1) / g.S);
+        const int64_t hi = std::max(lo, std::min(run, g.W - 1 - iw0 < 0 ? 0 : (g.W - 1 - iw0) / g.S + 1));
+        const float* src = plane + ih * xs[2];
+        std::fill(d, d + lo, 0.0f);
+        if (g.S == 1 && xs[3] == 1) {
+          std::memcpy(d + lo, src + iw0 + lo, size_t(hi - lo) * sizeof(float));
+        } else {
+          const int64_t step = g.S * xs[3];
+          const float* s0 = src + (iw0 + lo * g.S) * xs[3];
+          for (int64_t t = lo; t < hi; ++t) d[t] = s0[(t - lo) * step];
+        }
+        std::fill(d + hi, d + run, 0.0f);
       }
-      Bp[(jj / NR) * kc * NR + kk * NR + jj % NR] = v;
+      j += run;
+      ow = 0, ++oh;
     }
+    std::fill(row + nc, row + ldb, 0.0f);
   }
 }
 
@@ -158,6 +173,9 @@ void conv_portable_into(const Tensor& x, const Tensor& w, const Tensor& b, const
   const int64_t cols = g.OH * g.OW, jblocks = (cols + NC - 1) / NC;
   const bool plane_dense = ys[3] == 1 && ys[2] == g.OW;
 
+  // 1x1 / stride 1 / no padding over dense planes: B rows are the input planes themselves
+  const bool direct = g.KH == 1 && g.KW == 1 && g.S == 1 && g.P == 0 && xs[3] == 1 && xs[2] == g.W;
+
   parallel_for(g.N * g.G * jblocks, 1, [&](int64_t tb, int64_t te) {
     std::vector<float> Bp(size_t(KC * NC)), Cb(size_t(Mpad * NC));
     for (int64_t t = tb; t < te; ++t) {
@@ -165,11 +183,20 @@ void conv_portable_into(const Tensor& x, const Tensor& w, const Tensor& b, const
       const int64_t j0 = jb * NC, nc = std::min(NC, cols - j0), npan = (nc + NR - 1) / NR;
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
-        pack_cols(px, xs, g, n, grp, k0, kc, j0, nc, Bp.data());
+        const float* B;
+        int64_t ldb;
+        if (direct && nc % NR == 0) {
+          B = px + n * xs[0] + (grp * g.Cig + k0) * xs[1] + j0;
+          ldb = xs[1];
+        } else {
+          ldb = npan * NR;
+          pack_cols(px, xs, g, n, grp, k0, kc, j0, nc, Bp.data(), ldb);
+          B = Bp.data();
+        }
         for (int64_t mp = 0; mp < mpanels; ++mp) {
           const float* A = Ap.data() + ((grp * mpanels + mp) * K + k0) * MR;
           for (int64_t jp = 0; jp < npan; ++jp)
-            micro_kernel(kc, A, Bp.data() + jp * kc * NR, Cb.data() + mp * MR * NC + jp * NR, NC, k0 > 0);
+            micro_kernel(kc, A, B + jp * NR, ldb, Cb.data() + mp * MR * NC + jp * NR, NC, k0 > 0);
         }
       }
       for (int64_t m = 0; m < g.Cog; ++m) {

@@ -54,11 +54,8 @@ Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tens
           float* dst = pp + n * ps[0] + a * ps[1] + gy * ps[2] + k * ps[4];
           for (int64_t gx = 0; gx < W; ++gx) dst[gx * ps[3]] = src[gx * rs3];
         }
-        if (rs3 == 1) {
-          for (int64_t gx = 0; gx < W; ++gx) sig[gx] = 1.0f / (1.0f + detail::fast_exp(-src[gx]));
-        } else {
-          for (int64_t gx = 0; gx < W; ++gx) sig[gx] = 1.0f / (1.0f + detail::fast_exp(-src[gx * rs3]));
-        }
+        for (int64_t gx = 0; gx < W; ++gx) sig[gx] = src[gx * rs3];
+        detail::act_inplace(sig.data(), W, Act::Sigmoid, 0.0f);
         for (int64_t gx = 0; gx < W; ++gx) orow[gx * no + k] = sig[gx];
       }
       const float aw = pa[a * 2], ah = pa[a * 2 + 1];
