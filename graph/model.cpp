@@ -106,11 +106,12 @@ Model::Output Model::forward(const Tensor& x) {
   Y7_CHECK(x.dim() == 4 && x.size(1) == ch_, "model input must be [B,", ch_, ",H,W], got ", shape_str(x.sizes()));
   Y7_CHECK(x.size(0) > 0 && x.size(2) > 0 && x.size(3) > 0, "model input is empty: ", shape_str(x.sizes()));
   const Plan& plan = plan_for(x.sizes());
+  const Tensor xin = channels_last ? to_channels_last(x) : x;
   int L = int(layers_.size());
   std::vector<Tensor> outs(L), bufs(L);
   std::function<Tensor(int)> out_view;
   std::function<Tensor&(int)> buffer = [&](int j) -> Tensor& {
-    if (!bufs[j].defined()) bufs[j] = plan.direct_into[j] >= 0 ? out_view(j) : Tensor::empty(plan.shapes[j]);
+    if (!bufs[j].defined()) bufs[j] = plan.direct_into[j] >= 0 ? out_view(j) : empty_like_format(plan.shapes[j], xin);
     return bufs[j];
   };
   out_view = [&](int p) {
@@ -118,7 +119,7 @@ Model::Output Model::forward(const Tensor& x) {
     return buffer(j).slice(1, plan.direct_off[p], plan.direct_off[p] + plan.shapes[p][1]);
   };
   auto input = [&](int p) -> const Tensor& {
-    if (p < 0) return x;
+    if (p < 0) return xin;
     Y7_CHECK(outs[p].defined(), "internal: output of layer ", p, " is not available");
     return outs[p];
   };

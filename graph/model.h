@@ -46,6 +46,9 @@ class Model {
     std::vector<Tensor> raw;  // per lead level [B, na, H, W, 5+nc], before sigmoid
   };
   Output forward(const Tensor& x);  // eval-mode inference (x: [B,3,H,W] float32)
+  // Run the activations channels-last (NHWC memory, NCHW sizes), the layout the oneDNN
+  // convolutions compute in; false keeps plain NCHW (results agree to float rounding).
+  bool channels_last = true;
 
   int nc() const { return nc_; }
   int num_anchors() const;

@@ -86,6 +86,29 @@ Tensor place(const Tensor& y, Tensor* out) {
   return *out;
 }
 
+bool is_channels_last(const Tensor& t) {
+  if (t.dim() != 4) return false;
+  const Shape& s = t.sizes();
+  const Shape want = {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
+  for (int d = 0; d < 4; ++d)
+    if (s[d] != 1 && t.stride(d) != want[d]) return false;
+  return true;
+}
+
+Tensor empty_like_format(const Shape& shape, const Tensor& like) {
+  // channels innermost (a dense channels-last tensor or a channel slice of one)
+  if (shape.size() == 4 && like.defined() && like.dim() == 4 && like.size(1) > 1 && like.stride(1) == 1)
+    return Tensor::empty({shape[0], shape[2], shape[3], shape[1]}).permute({0, 3, 1, 2});
+  return Tensor::empty(shape);
+}
+
+Tensor to_channels_last(const Tensor& t) {
+  if (t.dim() != 4 || is_channels_last(t)) return t;
+  Tensor o = Tensor::empty({t.size(0), t.size(2), t.size(3), t.size(1)}, t.dtype()).permute({0, 3, 1, 2});
+  o.copy_(t);
+  return o;
+}
+
 // ---------------------------------------------------------------- BatchNorm
 
 void BatchNorm::init(int c) {
@@ -402,7 +425,9 @@ Shape ShortcutLayer::out_shape(const std::vector<Shape>& in) const {
 
 Tensor ReOrgLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   check_input(in, 1, "ReOrg");
-  return place(ops::reorg(in[0]), out);
+  Tensor y = ops::reorg(in[0]);
+  if (!out && in[0].size(1) > 1 && in[0].stride(1) == 1) y = to_channels_last(y);  // keep the format
+  return place(y, out);
 }
 
 Shape ReOrgLayer::out_shape(const std::vector<Shape>& in) const {
@@ -441,7 +466,7 @@ Shape DownCLayer::out_shape(const std::vector<Shape>& in) const {
 Tensor DownCLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   check_input(in, 1, "DownC");
   Shape os = out_shape({in[0].sizes()});
-  Tensor buf = (out && out->defined()) ? *out : Tensor::empty(os);
+  Tensor buf = (out && out->defined()) ? *out : empty_like_format(os, in[0]);
   int64_t h = cv2.c2;
   Tensor s0 = buf.slice(1, 0, h), s1 = buf.slice(1, h, os[1]);
   cv2.forward(cv1.forward(in[0]), &s0);
@@ -517,14 +542,14 @@ Tensor SPPCSPCLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   Shape s1 = cv[0].out_shape(x.sizes());
   int64_t c_ = s1[1], nk = int64_t(ks.size());
   // x1 = cv4(cv3(cv1(x))); y1 = cv6(cv5(cat[x1, pools(x1)])); y2 = cv2(x); cv7(cat[y1, y2])
-  Tensor cat1 = Tensor::empty({s1[0], (nk + 1) * c_, s1[2], s1[3]});
+  Tensor cat1 = empty_like_format({s1[0], (nk + 1) * c_, s1[2], s1[3]}, x);
   Tensor x1 = cat1.slice(1, 0, c_);
   cv[3].forward(cv[2].forward(cv[0].forward(x)), &x1);
   for (int64_t i = 0; i < nk; ++i) {
     Tensor o = cat1.slice(1, (i + 1) * c_, (i + 2) * c_);
     ops::max_pool2d(x1, ks[i], 1, ks[i] / 2, &o);
   }
-  Tensor cat2 = Tensor::empty({s1[0], 2 * c_, s1[2], s1[3]});
+  Tensor cat2 = empty_like_format({s1[0], 2 * c_, s1[2], s1[3]}, x);
   Tensor y1 = cat2.slice(1, 0, c_), y2 = cat2.slice(1, c_, 2 * c_);
   cv[5].forward(cv[4].forward(cat1), &y1);
   cv[1].forward(x, &y2);

@@ -88,6 +88,13 @@ class Layer {
 // Writes y into *out when given (returns *out), else returns y.
 Tensor place(const Tensor& y, Tensor* out);
 
+// Activation memory format. The oneDNN convolutions run channels-last, so the graph keeps its
+// activations channels-last (NHWC memory, NCHW sizes) to avoid a reorder around every conv.
+bool is_channels_last(const Tensor& t);
+// A fresh 4-D float32 tensor of `shape` in the memory format of `like`.
+Tensor empty_like_format(const Shape& shape, const Tensor& like);
+Tensor to_channels_last(const Tensor& t);
+
 // ---------------------------------------------------------------- concrete layers
 
 class ConvLayer : public Layer {  // models.common.Conv

@@ -110,6 +110,11 @@ TEST(Fusion, FusedAgreesWithUnfusedAtOtherSizes) {
   auto ra = a->forward(x), rb = b->forward(x);
   auto d = compare_pred(rb.pred, ra.pred);
   std::printf("[ yolov7-e6e 128x64 ] fused vs unfused: box %.3g px, score %.3g\n", d[0], d[2]);
+  // plain NCHW activations give the same results as the default channels-last ones
+  b->channels_last = false;
+  auto rc = b->forward(x);
+  d = compare_pred(rc.pred, rb.pred);
+  std::printf("[ yolov7-e6e 128x64 ] fused NCHW vs channels-last: box %.3g px, score %.3g\n", d[0], d[2]);
 }
 
 }  // namespace
