@@ -1,7 +1,6 @@
 // Model construction from a cfg dict with upstream parse_model() semantics: depth/width
 // multiples, argument evaluation, channel bookkeeping, the save list, strides and anchors.
 #include <algorithm>
-#include <cfenv>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -302,9 +301,11 @@ std::unique_ptr<Model> ModelBuilder::build(const YAML::Node& cfg_in, int ch_in, 
     Arg na_ = from_yaml(row[1], nullptr, where);
     Y7_CHECK(na_.kind == Arg::Int && na_.i >= 1 && na_.i < 10000, where, ": bad number ", na_.repr());
     int64_t n = na_.i;
-    if (n > 1) {
-      std::fesetround(FE_TONEAREST);
-      n = std::max<int64_t>(int64_t(std::nearbyint(double(n) * gd)), 1);  // round half to even
+    if (n > 1) {  // max(round(n * gd), 1), Python's round: half to even
+      double v = double(n) * gd, r = std::floor(v), frac = v - r;
+      if (frac > 0.5 || (frac == 0.5 && std::fmod(r, 2.0) != 0.0)) r += 1;
+      Y7_CHECK(r < 10000, where, ": number ", v, " too large");
+      n = std::max<int64_t>(int64_t(r), 1);
     }
     // module
     Y7_CHECK(row[2].IsScalar(), where, ": module must be a name");
@@ -484,6 +485,7 @@ std::unique_ptr<Model> ModelBuilder::build(const YAML::Node& cfg_in, int ch_in, 
       Y7_CHECK(mkey != "Detect" && mkey != "IDetect" && mkey != "IAuxDetect", where, ": a Detect layer cannot repeat");
       auto seq = std::make_unique<SequentialLayer>();
       for (int64_t r = 0; r < n; ++r) seq->items.push_back(make());
+      seq->shared_act = (mkey == "Conv" || mkey == "RepConv") && arg(6) && arg(6)->kind == Arg::Module;
       layer = std::move(seq);
     } else {
       layer = make();

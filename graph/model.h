@@ -95,6 +95,9 @@ class Model {
 
 // Loads a .pt checkpoint (ckpt['ema'] if present, else ckpt['model']) into a Model (float32,
 // eval mode). The one call behind --weights; the C++ replacement for hubconf.py / attempt_load.
+// The model comes back unfused (it reproduces upstream's eval outputs, and can be trained on);
+// upstream attempt_load() also calls .fuse(), so detect/test-style inference should call fuse().
+// Checkpoints saved after Model.fuse() (conv biases, rbr_reparam) load into a fused model.
 std::unique_ptr<Model> load_model(const std::string& weights_path);
 
 }  // namespace y7::graph

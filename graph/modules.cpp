@@ -667,6 +667,8 @@ double SequentialLayer::macs(const std::vector<Shape>& in) const {
 int SequentialLayer::num_modules() const {
   int n = 1;
   for (auto& it : items) n += it->num_modules();
+  // model.modules() lists a shared module once
+  if (shared_act && !items.empty()) n -= int(items.size()) - 1;
   return n;
 }
 

@@ -233,6 +233,7 @@ class BatchNormLayer : public Layer {  // torch.nn.BatchNorm2d as a cfg row
 class SequentialLayer : public Layer {
  public:
   std::vector<std::unique_ptr<Layer>> items;
+  bool shared_act = false;  // the copies share one activation module (an nn.X(...) cfg argument)
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;

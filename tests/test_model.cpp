@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -263,6 +264,114 @@ TEST(Model, E6eGraphBookkeeping) {
   EXPECT_TRUE(std::is_sorted(save.begin(), save.end()));
   EXPECT_NE(std::find(save.begin(), save.end(), 12), save.end());  // layer 23 reads -11
   EXPECT_EQ(m->stride(), (std::vector<float>{8, 16, 32, 64}));
+}
+
+// The less common cfg features on a synthetic cfg: depth_multiple with banker's rounding
+// (n=3 -> 2, n=5 -> 2 at 0.5: nn.Sequential names "model.1.0.conv.weight"), nn.Conv2d,
+// nn.BatchNorm2d (its stale-c2 quirk), ImplicitA/M rows, Shortcut, act=False (Identity), an explicit
+// padding, an nn.SiLU() argument, `anchors: 1` (anchor count), a head reading stride 4 and 2 levels
+// (anchor order check). The references come from upstream's Model on this cfg with every tensor
+// set by the formula below (models/yolo.py parse_model, torch 1.13): counts, strides, the printed
+// table, and the outputs.
+TEST(Model, SyntheticCfgMatchesUpstream) {
+  const char* text = R"(
+nc: 2
+depth_multiple: 0.5
+width_multiple: 0.5
+anchors: 1
+backbone:
+  [[-1, 1, Conv, [16, 3, 2]],
+   [-1, 3, Conv, [16, 3, 1]],
+   [-1, 5, nn.Conv2d, [16, 1, 1]],
+   [-1, 1, nn.BatchNorm2d, []],
+   [-1, 1, ImplicitA, [8]],
+   [-1, 1, ImplicitM, [8]],
+   [[-1, 1], 1, Shortcut, [1]],
+   [-1, 1, RepConv, [16, 3, 1]],
+   [-1, 1, SP, [5]],
+   [-1, 1, MP, []],
+   [-1, 1, Conv, [16, 1, 1, None, 1, False]],
+   [-1, 1, nn.Upsample, [None, 2, 'nearest']],
+   [[-1, 7], 1, Concat, [1]],
+   [-1, 1, Conv, [32, 3, 2, 1, 1, nn.SiLU()]],
+  ]
+head:
+  [[[13, 12], 1, IDetect, [nc, anchors]]]
+)";
+  auto m = graph::Model::from_yaml(YAML::Load(text));
+  EXPECT_EQ(m->num_parameters(), 4980);
+  EXPECT_EQ(m->num_modules(), 55);
+  EXPECT_EQ(m->stride(), (std::vector<float>{4, 2}));
+  auto info = m->layers();
+  ASSERT_EQ(info.size(), 15u);
+  const char* args[] = {"[3, 8, 3, 2]", "[8, 8, 3, 1]", "[8, 8, 1, 1]", "[8]", "[8]", "[8]", "[1]", "[8, 8, 3, 1]",
+                        "[5]", "[]", "[8, 8, 1, 1, None, 1, False]", "[None, 2, 'nearest']", "[1]",
+                        "[16, 16, 3, 2, 1, 1, SiLU()]", "[2, [[0, 1], [0, 1]], [16, 16]]"};
+  const int64_t params[] = {232, 1184, 144, 16, 8, 8, 0, 688, 0, 0, 80, 0, 0, 2336, 284};
+  const int reps[] = {1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  for (int i = 0; i < 15; ++i) {
+    EXPECT_EQ(info[i].args, args[i]) << "layer " << i;
+    EXPECT_EQ(info[i].params, params[i]) << "layer " << i;
+    EXPECT_EQ(info[i].repeats, reps[i]) << "layer " << i;
+  }
+  EXPECT_EQ(info[2].type, "torch.nn.modules.conv.Conv2d");
+  EXPECT_EQ(info[3].type, "torch.nn.modules.batchnorm.BatchNorm2d");
+  auto sd = m->state_dict();
+  EXPECT_EQ(sd.size(), 68u);
+  for (const char* k : {"model.1.1.conv.weight", "model.2.1.bias", "model.3.running_var", "model.4.implicit",
+                        "model.7.rbr_identity.weight", "model.14.im.1.implicit"})
+    EXPECT_TRUE(sd.count(k)) << k;
+  EXPECT_EQ(max_abs_diff(sd["model.14.anchors"], Tensor::from_vector<float>({0, 0.25f, 0, 0.5f}, {2, 1, 2})), 0.0);
+
+  // deterministic weights: tensor t (in sorted-name order) element i = 0.3 sin(0.37 i + 1.3 t)
+  std::map<std::string, Tensor> w;
+  int t = 0;
+  for (auto& kv : sd) {
+    const std::string& k = kv.first;
+    Tensor v = kv.second.clone();
+    bool skip = k.find("num_batches_tracked") != std::string::npos || k.find("anchor") != std::string::npos;
+    if (!skip) {
+      float* p = v.data<float>();
+      for (int64_t i = 0; i < v.numel(); ++i) {
+        double x = 0.3 * std::sin(double(i) * 0.37 + double(t) * 1.3);
+        if (k.size() > 11 && k.compare(k.size() - 11, 11, "running_var") == 0) x = 0.5 + x * x * 4;
+        if ((k.find(".im") != std::string::npos && k.find("implicit") != std::string::npos) ||
+            k.find("model.5.") != std::string::npos)
+          x = 1 + x;
+        p[i] = float(x);
+      }
+    }
+    w[k] = v;
+    ++t;
+  }
+  m->load_state_dict(w);
+  Tensor x = Tensor::empty({2, 3, 64, 96});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = float((i * 7919) % 1000) / 1000.f;
+  auto check = [&](const graph::Model::Output& o, const char* what) {
+    ASSERT_EQ(shape_str(o.pred.sizes()), "[2,1920,7]");
+    double sum = 0, asum = 0;
+    Tensor pc = o.pred.contiguous();
+    for (int64_t i = 0; i < pc.numel(); ++i) sum += pc.data<float>()[i], asum += std::abs(pc.data<float>()[i]);
+    EXPECT_NEAR(sum, 313952.611, 0.05) << what;
+    EXPECT_NEAR(asum, 313996.388, 0.05) << what;
+    const double row[] = {19.7719669, 19.4372349, 0, 0.922310293, 0.365349144, 0.283707976, 0.244863242};
+    for (int k = 0; k < 7; ++k) EXPECT_NEAR(o.pred.item({1, 100, k}), row[k], 1e-4) << what << " col " << k;
+    ASSERT_EQ(o.raw.size(), 2u);
+    EXPECT_EQ(shape_str(o.raw[0].sizes()), "[2,1,16,24,7]");
+    EXPECT_EQ(shape_str(o.raw[1].sizes()), "[2,1,32,48,7]");
+    const double rsum[] = {-475.880812, -767.476218};
+    for (int l = 0; l < 2; ++l) {
+      Tensor r = o.raw[l].contiguous();
+      double s = 0;
+      for (int64_t i = 0; i < r.numel(); ++i) s += r.data<float>()[i];
+      EXPECT_NEAR(s, rsum[l], 2e-3) << what << " raw " << l;
+    }
+  };
+  check(m->forward(x), "unfused");
+  m->fuse();
+  EXPECT_EQ(m->num_parameters(), 4828);
+  EXPECT_EQ(m->num_modules(), 44);
+  check(m->forward(x), "fused");
 }
 
 TEST(Model, StrictLoadingErrors) {
