@@ -268,8 +268,8 @@ ModelRecord model_record_from(const PickleValue& model) {
         if (const PickleValue* last = layers->entries.back().second; last->kind == K::Object)
           rec.detect_type = short_class(last->str);
   if (const PickleValue* nc = model.get("nc"); nc && nc->kind == K::Int) rec.nc = nc->integer;
-  else if (rec.yaml.IsMap() && rec.yaml["nc"] && rec.yaml["nc"].IsScalar()) {
-    const std::string& s = rec.yaml["nc"].Scalar();
+  else if (const YAML::Node& y = rec.yaml; y.IsMap() && y["nc"] && y["nc"].IsScalar()) {  // const: no insertion
+    const std::string& s = y["nc"].Scalar();
     int64_t v = -1;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec == std::errc() && p == s.data() + s.size()) rec.nc = v;

@@ -293,3 +293,52 @@ TEST(Checkpoint, Zip64RewriteLoadsTheSame) {
   Checkpoint c = load_checkpoint_from_memory(raw.data(), raw.size());
   EXPECT_EQ(c.model->state.size(), a.model->state.size());
 }
+
+namespace {
+// Minimal protocol-2 pickle pieces for hand-made checkpoints.
+std::string i32(int32_t v) {
+  std::string s = "J";
+  for (int i = 0; i < 4; ++i) s += char((uint32_t(v) >> (8 * i)) & 0xFF);
+  return s;
+}
+std::string S(const std::string& v) {
+  std::string s = "X";
+  for (int i = 0; i < 4; ++i) s += char((v.size() >> (8 * i)) & 0xFF);
+  return s + v;
+}
+std::string G(const std::string& m, const std::string& n) { return "c" + m + "\n" + n + "\n"; }
+std::string OD() { return G("collections", "OrderedDict") + ")R"; }
+std::string T(const std::string& key, int numel) {  // 1-D float tensor over storage data/<key>
+  return G("torch._utils", "_rebuild_tensor_v2") + "((" + S("storage") + G("torch", "FloatStorage") + S(key) + S("cpu") +
+         i32(numel) + "tQ" + i32(0) + "(" + i32(numel) + "t(" + i32(1) + "t\x89" + OD() + "tR";
+}
+// An nn.Module-like object: NEWOBJ then BUILD with {_parameters, _buffers, _non_persistent..., _modules}
+std::string M(const std::string& mod, const std::string& cls, const std::string& params, const std::string& bufs,
+              const std::string& nonpersistent, const std::string& subs) {
+  return G(mod, cls) + ")\x81}(" + S("_parameters") + OD() + "(" + params + "u" + S("_buffers") + OD() + "(" + bufs + "u" +
+         S("_non_persistent_buffers_set") + G("__builtin__", "set") + "](" + nonpersistent + "e\x85R" + S("_modules") + OD() +
+         "(" + subs + "u" + "ub";
+}
+}  // namespace
+
+TEST(Checkpoint, NonPersistentBuffersAndFusedLayers) {
+  std::string conv = M("torch.nn.modules.conv", "Conv2d", S("weight") + T("0", 4) + S("bias") + "N", "", "", "");
+  std::string rep = M("models.common", "RepConv", "", "", "", S("rbr_reparam") + conv + S("rbr_identity") + "N");
+  std::string model = M("models.yolo", "Model", "", S("a") + T("1", 2) + S("b") + T("1", 2), S("b"), S("0") + rep);
+  std::string pkl = "\x80\x02}(" + S("model") + model + S("epoch") + i32(41) + "u.";
+  std::string zip = y7test::make_test_zip({{"x/data.pkl", pkl}, {"x/data/0", std::string(16, '\0')},
+                                           {"x/data/1", std::string(8, '\0')}}, false, {});
+  Checkpoint ck = load_checkpoint_from_memory(zip.data(), zip.size());
+  ASSERT_TRUE(ck.model.has_value());
+  EXPECT_EQ(ck.epoch, 41);
+  EXPECT_EQ(ck.model->order, (std::vector<std::string>{"a", "0.rbr_reparam.weight"}));  // 'b' is not persistent
+  EXPECT_EQ(ck.model->buffers, (std::set<std::string>{"a"}));
+  EXPECT_TRUE(ck.model->has_fused_layers);
+  EXPECT_EQ(ck.model->num_parameters(), 4);
+  EXPECT_TRUE(ck.model->detect_type.empty());
+  // the same Conv without bn is a fused models.common.Conv
+  std::string fconv = M("models.common", "Conv", "", "", "", S("conv") + conv);
+  std::string pkl2 = "\x80\x02}(" + S("model") + M("models.yolo", "Model", "", "", "", S("0") + fconv) + "u.";
+  std::string zip2 = y7test::make_test_zip({{"x/data.pkl", pkl2}, {"x/data/0", std::string(16, '\0')}}, false, {});
+  EXPECT_TRUE(load_checkpoint_from_memory(zip2.data(), zip2.size()).model->has_fused_layers);
+}
