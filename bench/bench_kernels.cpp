@@ -34,12 +34,14 @@ Tensor randn(const Shape& s, uint32_t seed) {
 // The machine may be shared: run with --benchmark_repetitions=N and read the "_min" rows.
 double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
-// plain: NCHW tensors, conv reads/writes them directly; blocked: NCHW tensors, oneDNN's preferred
-// layout with reorders around the conv; auto: the default policy; portable: conv2d_portable;
-// nhwc: channels-last tensors (NCHW sizes, NHWC strides) passed straight to oneDNN.
-enum Impl { kPlain = 0, kBlocked = 1, kAuto = 2, kPortable = 3, kNhwc = 4 };
+// NCHW tensors through each oneDNN layout policy (kernels/cpu/dnnl_util.h): plain, blocked
+// (nChw16c jit kernels + reorders, as PyTorch), channels_last (brgconv on NHWC + reorders), auto
+// (the default); portable: conv2d_portable on NCHW; nhwc: channels-last tensors (NCHW sizes, NHWC
+// strides) under the default policy, which runs oneDNN on them without any reorder; nhwc_blocked:
+// channels-last tensors under the blocked policy (reorders to nChw16c and back).
+enum Impl { kPlain = 0, kBlocked = 1, kChannelsLast = 2, kAuto = 3, kPortable = 4, kNhwc = 5, kNhwcBlocked = 6 };
 const char* impl_name(int i) {
-  static const char* n[] = {"plain", "blocked", "auto", "portable", "nhwc"};
+  static const char* n[] = {"plain", "blocked", "channels_last", "auto", "portable", "nhwc", "nhwc_blocked"};
   return n[i];
 }
 
@@ -52,7 +54,10 @@ void BM_Conv(benchmark::State& st) {
 #ifdef Y7_USE_DNNL
   using L = ops::dnnl_util::ConvLayout;
   if (impl != kPortable)
-    ops::dnnl_util::set_conv_layout(impl == kPlain || impl == kNhwc ? L::Plain : impl == kBlocked ? L::Blocked : L::Auto);
+    ops::dnnl_util::set_conv_layout(impl == kPlain           ? L::Plain
+                                    : impl == kBlocked || impl == kNhwcBlocked ? L::Blocked
+                                    : impl == kChannelsLast  ? L::ChannelsLast
+                                                             : L::Auto);
 #else
   if (impl != kPortable) {
     st.SkipWithError("built without oneDNN");
@@ -60,14 +65,15 @@ void BM_Conv(benchmark::State& st) {
   }
 #endif
   Tensor x = randn({1, ci, h, h}, 1);
-  if (impl == kNhwc) x = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  const bool cl = impl == kNhwc || impl == kNhwcBlocked;
+  if (cl) x = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
   Tensor w = randn({co, ci, k, k}, 2);
   Tensor b = randn({co}, 3);
   ops::Conv2dParams p;
   p.stride = int(s), p.pad = int(k / 2), p.act = Act::SiLU;
   const int64_t oh = (h + 2 * p.pad - k) / s + 1;
   Tensor out = Tensor::empty({1, co, oh, oh});
-  if (impl == kNhwc) out = Tensor::empty({1, oh, oh, co}).permute({0, 3, 1, 2});
+  if (cl) out = Tensor::empty({1, oh, oh, co}).permute({0, 3, 1, 2});
   auto cache = ops::ConvCache::create();
   auto run = [&] {
     if (impl == kPortable) ops::conv2d_portable(x, w, b, p, &out);
@@ -100,7 +106,7 @@ void conv_args(benchmark::internal::Benchmark* b) {
       {512, 255, 1, 1, 20},   // detect conv at P5
   };
   for (auto& s : shapes)
-    for (int impl : {kPlain, kBlocked, kAuto, kPortable, kNhwc}) b->Args({s[0], s[1], s[2], s[3], s[4], impl});
+    for (int impl : {kPlain, kBlocked, kChannelsLast, kAuto, kPortable, kNhwc, kNhwcBlocked}) b->Args({s[0], s[1], s[2], s[3], s[4], impl});
 }
 BENCHMARK(BM_Conv)->Apply(conv_args)->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_of);
 

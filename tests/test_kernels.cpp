@@ -196,7 +196,7 @@ struct LayoutGuard {
 TEST(KernelsConv, MatchesReference) {
 #ifdef Y7_USE_DNNL
   using L = ops::dnnl_util::ConvLayout;
-  for (L l : {L::Auto, L::Plain, L::Blocked}) {
+  for (L l : {L::Auto, L::Plain, L::Blocked, L::ChannelsLast}) {
     LayoutGuard g(l);
     // every activation in the default layout, a few in the others
     double worst = l == L::Auto ? check_conv_cases(fast_conv)

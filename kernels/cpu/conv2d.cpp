@@ -12,6 +12,7 @@
 // accumulates, and bias + activation run on each finished block before it is stored. Work is
 // split over column blocks on the y7 thread pool.
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -236,10 +237,26 @@ Tensor conv2d_portable(const Tensor& x, const Tensor& w, const Tensor& b, const 
 
 namespace dnnl_util {
 namespace {
-std::atomic<int> g_layout{int(ConvLayout::Auto)};
+ConvLayout layout_from_env() {
+  const char* e = std::getenv("Y7_CONV_LAYOUT");
+  const std::string v = e ? e : "auto";
+  if (v == "plain") return ConvLayout::Plain;
+  if (v == "blocked") return ConvLayout::Blocked;
+  if (v == "channels_last") return ConvLayout::ChannelsLast;
+  if (v != "auto") fail("Y7_CONV_LAYOUT must be plain, blocked, channels_last or auto, got '", v, "'");
+  return ConvLayout::Auto;
 }
+std::atomic<int> g_layout{-1};  // -1: not yet read from the environment
+}  // namespace
 void set_conv_layout(ConvLayout l) { g_layout = int(l); }
-ConvLayout conv_layout() { return ConvLayout(g_layout.load()); }
+ConvLayout conv_layout() {
+  int v = g_layout.load();
+  if (v < 0) {
+    v = int(layout_from_env());  // throws y7::Error on a bad value, from the first conv2d call
+    g_layout = v;
+  }
+  return ConvLayout(v);
+}
 }  // namespace dnnl_util
 
 namespace {
@@ -331,7 +348,10 @@ bool is_ref_impl(const dnnl::primitive_desc_base& pd) {
 
 std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor& w, const Tensor& b,
                                                    const Conv2dParams& p, const Geom& g, const Tensor& y) {
-  const dnnl_util::ConvLayout layout = dnnl_util::conv_layout();
+  using dnnl_util::ConvLayout;
+  ConvLayout layout = dnnl_util::conv_layout();
+  if (layout == ConvLayout::Auto)
+    layout = detail::is_channels_last(x) ? ConvLayout::ChannelsLast : ConvLayout::Blocked;
   std::vector<int64_t> key = {int64_t(layout), dnnl_util::max_threads(), b.defined(), p.stride, p.pad,
                               p.dilation, p.groups, int64_t(p.act)};
   float alpha = p.act == Act::LeakyReLU ? p.alpha : 0.0f;
@@ -363,10 +383,13 @@ std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor
   auto make = [&](const memory::desc& src, const memory::desc& dst) {
     using dnnl::algorithm;
     using dnnl::prop_kind;
+    // forward_training steers oneDNN 2.6 to the nChw16c jit kernels PyTorch uses (see dnnl_util.h);
+    // the computation is the same as forward_inference (convolutions keep no workspace)
+    const prop_kind pk = layout == ConvLayout::Blocked ? prop_kind::forward_training : prop_kind::forward_inference;
     auto d = cp->has_bias
-                 ? dnnl::convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src,
+                 ? dnnl::convolution_forward::desc(pk, algorithm::convolution_direct, src,
                                                    wei_any, bias_md, dst, strides, dil, pad, pad)
-                 : dnnl::convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, src,
+                 : dnnl::convolution_forward::desc(pk, algorithm::convolution_direct, src,
                                                    wei_any, dst, strides, dil, pad, pad);
     return dnnl::convolution_forward::primitive_desc(d, attr, dnnl_util::engine());
   };
@@ -375,7 +398,7 @@ std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor
   const memory::desc dst_any(ddims, memory::data_type::f32, tag::any);
 
   dnnl::convolution_forward::primitive_desc pd;
-  bool blocked = layout != dnnl_util::ConvLayout::Plain;
+  bool blocked = layout != ConvLayout::Plain;
   if (!blocked) {
     pd = make(cp->src_user, cp->dst_user);
     // the plain path must not land on oneDNN's reference loops (e.g. odd strided views)

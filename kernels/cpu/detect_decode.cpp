@@ -1,6 +1,9 @@
 // Detect head decode for one level, in upstream's formula order (float32 throughout):
 //   s = sigmoid(raw) = 1 / (1 + exp(-raw)); xy = (s * 2 - 0.5 + grid) * stride; wh = (s * 2)^2 * anchor; rest = s,
 // with grid x = column index and y = row index, rows ordered anchor, y, x.
+#include <algorithm>
+#include <vector>
+
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -42,22 +45,28 @@ Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tens
   const Shape ps = perm.defined() ? perm.strides() : Shape(5, 0);
   const int64_t HW = H * W;
 
-  // one task per (n, anchor, row): W cells of `no` values each
+  // one task per (n, anchor, row): the [no][W] block of raw values is gathered channel by channel,
+  // passed through the sigmoid in one vector run, and transposed into the [W][no] output rows
   parallel_for(N * na * H, std::max<int64_t>(1, 4096 / (W * no)), [&](int64_t b, int64_t e) {
-    std::vector<float> sig(static_cast<size_t>(W));
+    std::vector<float> rv(static_cast<size_t>(no * W)), sig(static_cast<size_t>(no * W));
     for (int64_t t = b; t < e; ++t) {
       const int64_t gy = t % H, a = (t / H) % na, n = t / (H * na);
       float* orow = py + ((n * na + a) * HW + gy * W) * no;
       for (int64_t k = 0; k < no; ++k) {
         const float* src = pr + n * rs0 + (a * no + k) * rs1 + gy * rs2;
-        if (pp) {
-          float* dst = pp + n * ps[0] + a * ps[1] + gy * ps[2] + k * ps[4];
-          for (int64_t gx = 0; gx < W; ++gx) dst[gx * ps[3]] = src[gx * rs3];
-        }
-        for (int64_t gx = 0; gx < W; ++gx) sig[gx] = src[gx * rs3];
-        detail::act_inplace(sig.data(), W, Act::Sigmoid, 0.0f);
-        for (int64_t gx = 0; gx < W; ++gx) orow[gx * no + k] = sig[gx];
+        float* d = rv.data() + k * W;
+        if (rs3 == 1) std::copy(src, src + W, d);
+        else for (int64_t gx = 0; gx < W; ++gx) d[gx] = src[gx * rs3];
       }
+      std::copy(rv.begin(), rv.end(), sig.begin());
+      detail::act_inplace(sig.data(), no * W, Act::Sigmoid, 0.0f);
+      if (pp) {
+        float* dst = pp + n * ps[0] + a * ps[1] + gy * ps[2];
+        for (int64_t gx = 0; gx < W; ++gx)
+          for (int64_t k = 0; k < no; ++k) dst[gx * ps[3] + k * ps[4]] = rv[k * W + gx];
+      }
+      for (int64_t gx = 0; gx < W; ++gx)
+        for (int64_t k = 0; k < no; ++k) orow[gx * no + k] = sig[k * W + gx];
       const float aw = pa[a * 2], ah = pa[a * 2 + 1];
       for (int64_t gx = 0; gx < W; ++gx) {
         float* o = orow + gx * no;

@@ -27,15 +27,18 @@ void* scratch(int slot, size_t bytes);
 int max_threads();
 
 // How conv2d lays out activations for oneDNN (the API takes NCHW-sized tensors with any strides):
-//  Plain   - the convolution reads/writes the caller's tensors directly (oneDNN's gemm-based
-//            convolution for NCHW; its direct kernels for dense channels-last);
-//  Blocked - src/dst format `any`: oneDNN picks its preferred layout (channels-last for f32 with
-//            the 2.6 brgconv kernels on AVX-512) and we reorder the caller's tensors around it,
-//            skipping reorders that are identities (dense channels-last callers pay none);
-//  Auto    - the default; currently Blocked, which was faster on every YOLOv7 layer shape
-//            measured (bench/bench_kernels.cpp).
-// A process-wide knob for benchmarks and experiments; primitives are cached per layout.
-enum class ConvLayout { Plain, Blocked, Auto };
+//  Plain        - the convolution reads/writes the caller's tensors directly (oneDNN's gemm-based
+//                 convolution for NCHW; its direct kernels for dense channels-last);
+//  Blocked      - src/dst format `any` with prop_kind forward_training, as PyTorch's ideep asks:
+//                 oneDNN 2.6 picks its jit kernels on nChw16c (nChw8c on AVX2) and we reorder
+//                 around them. Same kernels and arithmetic as PyTorch's CPU convolution;
+//  ChannelsLast - src/dst format `any` with forward_inference: 2.6 picks brgconv on NHWC;
+//  Auto         - the default: ChannelsLast for channels-last callers (no reorders at all),
+//                 Blocked otherwise. On YOLOv7 layer shapes, Blocked beat Plain (1.2-4x) and
+//                 ChannelsLast-with-reorders (1.1-1.7x) for NCHW tensors (bench/bench_kernels.cpp).
+// Primitives are cached per layout. The initial value comes from the environment variable
+// Y7_CONV_LAYOUT (plain, blocked, channels_last, auto) when set, for experiments.
+enum class ConvLayout { Plain, Blocked, ChannelsLast, Auto };
 void set_conv_layout(ConvLayout l);
 ConvLayout conv_layout();
 
