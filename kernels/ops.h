@@ -1,10 +1,13 @@
 // The op layer: every tensor operation the models use, one function each. Each op's math lives in
 // one file under kernels/cpu/ (forward now, backward beside it when training lands), with a plain
 // reference version in kernels/cpu/reference.cpp used by tests and by builds without oneDNN.
-// Tensors are NCHW float32 unless stated; inputs may have any strides. Functions taking
+// Tensors are NCHW-sized float32 unless stated; inputs may have any strides. Fresh results keep
+// the memory format of the (first) input: channels-last in (NCHW sizes, NHWC strides) gives
+// channels-last out, anything else gives plain contiguous. Channels-last is the fast layout for
+// conv2d (oneDNN runs on it without reorders; see kernels/cpu/dnnl_util.h). Functions taking
 // `Tensor* out` write into that preallocated tensor (which may be a strided view, e.g. a channel
 // slice of a concat buffer) when it is given, and return it; if *out is an undefined Tensor, a
-// fresh contiguous result is allocated and assigned to it. `out` must not overlap the inputs.
+// fresh result is allocated and assigned to it. `out` must not overlap the inputs.
 // Every shape/dtype/parameter problem throws a one-line y7::Error.
 #pragma once
 #include <memory>

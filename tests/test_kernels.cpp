@@ -496,6 +496,10 @@ TEST(KernelsReorg, UpstreamChannelOrder) {
   Tensor xs = randn({2, 3, 6, 8}, 51).slice(1, 1, 3);
   Tensor ys = ops::reorg(xs);
   EXPECT_EQ(max_abs_diff(ys.slice(1, 2, 4), xs.slice(2, 1, 6, 2).slice(3, 0, 8, 2)), 0.0);
+  Tensor xr = randn({2, 5, 6, 4}, 52);
+  Tensor ycl = ops::reorg(to_cl(xr));
+  EXPECT_TRUE(is_cl(ycl));
+  EXPECT_EQ(max_abs_diff(ycl, ops::reorg(xr)), 0.0);
   EXPECT_THROW(ops::reorg(iota({1, 1, 3, 4})), Error);
 }
 
@@ -545,6 +549,9 @@ TEST(KernelsBatchNorm, MatchesTorchFormula) {
           }
     EXPECT_LT(worst, 2e-6);
   }
+  Tensor ycl = ops::batch_norm_eval(to_cl(x), mean, var, w, b, eps);
+  EXPECT_TRUE(is_cl(ycl));
+  EXPECT_EQ(max_abs_diff(ycl, ops::batch_norm_eval(x, mean, var, w, b, eps)), 0.0);
   EXPECT_THROW(ops::batch_norm_eval(x, randn({4}, 1), var, w, b, eps), Error);
 }
 

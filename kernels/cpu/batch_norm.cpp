@@ -31,6 +31,22 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& mean, const Tensor& var, c
     shift[c] = (b.defined() ? b.data<float>()[c] : 0.0f) - m.data<float>()[c] * s;
   }
 
+  if (detail::is_channels_last(x)) {  // keep the format; a per-channel vector op per pixel
+    Tensor y = detail::empty_like_format(x.sizes(), x);
+    const int64_t N = x.size(0), H = x.size(2), W = x.size(3);
+    const float* px = x.data<float>();
+    float* py = y.data<float>();
+    parallel_for(N * H, std::max<int64_t>(1, (1 << 15) / (W * C)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t w = 0; w < W; ++w) {
+          const int64_t off = (r / H) * x.stride(0) + (r % H) * x.stride(2) + w * x.stride(3);
+          const float* in = px + off;
+          float* o = py + off;  // same strides: y was allocated like x
+          for (int64_t c = 0; c < C; ++c) o[c] = in[c] * scale[c] + shift[c];
+        }
+    });
+    return y;
+  }
   Tensor xc = x.contiguous();
   Tensor y = Tensor::empty(x.sizes());
   const int64_t N = x.size(0), inner = C > 0 && N > 0 ? x.numel() / (N * C) : 0;

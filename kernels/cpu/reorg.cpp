@@ -1,6 +1,9 @@
 // ReOrg (space-to-depth) in upstream's channel order: the result is the channel concatenation of
 // x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2] (row offset varies
-// fastest between the four blocks).
+// fastest between the four blocks). The result keeps the input's memory format (NCHW or
+// channels-last).
+#include <algorithm>
+
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -12,20 +15,34 @@ Tensor reorg(const Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   Y7_CHECK(H % 2 == 0 && W % 2 == 0, op, ": height and width must be even, got ", x.str());
   const int64_t OH = H / 2, OW = W / 2;
-  Tensor y = Tensor::empty({N, 4 * C, OH, OW});
+  Tensor y = detail::empty_like_format({N, 4 * C, OH, OW}, x);
   if (y.numel() == 0) return y;
   const float* px = x.data<float>();
   float* py = y.data<float>();
   const int64_t xs0 = x.stride(0), xs1 = x.stride(1), xs2 = x.stride(2), xs3 = x.stride(3);
+  if (detail::is_channels_last(y) && xs1 == 1) {  // copy C contiguous floats per pixel and block
+    parallel_for(N * OH, std::max<int64_t>(1, 16384 / (OW * 4 * C)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t n = r / OH, i = r % OH;
+        float* o = py + n * y.stride(0) + i * y.stride(2);
+        for (int64_t j = 0; j < OW; ++j)
+          for (int64_t q = 0; q < 4; ++q) {
+            const float* in = px + n * xs0 + (2 * i + q % 2) * xs2 + (2 * j + q / 2) * xs3;
+            std::copy(in, in + C, o + j * y.stride(3) + q * C);
+          }
+      }
+    });
+    return y;
+  }
   // output channel q*C + c with block q = 0..3 reads row offset q % 2 and column offset q / 2
   parallel_for(N * 4 * C, std::max<int64_t>(1, 16384 / (OH * OW)), [&](int64_t b, int64_t e) {
     for (int64_t plane = b; plane < e; ++plane) {
       const int64_t n = plane / (4 * C), oc = plane % (4 * C), q = oc / C, c = oc % C;
       const int64_t dy = q % 2, dx = q / 2;
       const float* in = px + n * xs0 + c * xs1 + dy * xs2 + dx * xs3;
-      float* o = py + plane * OH * OW;
+      float* o = py + n * y.stride(0) + oc * y.stride(1);
       for (int64_t i = 0; i < OH; ++i)
-        for (int64_t j = 0; j < OW; ++j) o[i * OW + j] = in[2 * i * xs2 + 2 * j * xs3];
+        for (int64_t j = 0; j < OW; ++j) o[i * y.stride(2) + j * y.stride(3)] = in[2 * i * xs2 + 2 * j * xs3];
     }
   });
   return y;
