@@ -23,6 +23,8 @@ const int g_threads_set = [] {
   return 0;
 }();
 
+Tensor to_cl(const Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2}); }
+
 Tensor randn(const Shape& s, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);
@@ -124,21 +126,20 @@ void BM_ConvIntoConcatSlice(benchmark::State& st) {
 }
 BENCHMARK(BM_ConvIntoConcatSlice)->Unit(benchmark::kMillisecond)->UseRealTime()->ComputeStatistics("min", min_of);
 
-// args: c, h, kernel, stride
+// args: c, h, kernel, stride, channels-last
 void BM_MaxPool(benchmark::State& st) {
   const int64_t c = st.range(0), h = st.range(1), k = st.range(2), s = st.range(3);
   Tensor x = randn({1, c, h, h}, 4);
+  if (st.range(4)) x = to_cl(x);
   Tensor out;
   ops::max_pool2d(x, int(k), int(s), int(k / 2) * (s == 1), &out);
   for (auto _ : st) ops::max_pool2d(x, int(k), int(s), int(k / 2) * (s == 1), &out);
   st.SetBytesProcessed(int64_t(st.iterations()) * (x.nbytes() + out.nbytes()));
 }
 BENCHMARK(BM_MaxPool)
-    ->Args({64, 320, 2, 2})    // MP in the yolov7 backbone
-    ->Args({128, 160, 2, 2})
-    ->Args({512, 20, 5, 1})    // SPPCSPC pools
-    ->Args({512, 20, 9, 1})
-    ->Args({512, 20, 13, 1})
+    ->ArgsProduct({{64}, {320}, {2}, {2}, {0, 1}})  // MP in the yolov7 backbone
+    ->ArgsProduct({{128}, {160}, {2}, {2}, {0, 1}})
+    ->ArgsProduct({{512}, {20}, {5, 9, 13}, {1}, {0, 1}})  // SPPCSPC pools
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime()
     ->ComputeStatistics("min", min_of);
@@ -146,21 +147,22 @@ BENCHMARK(BM_MaxPool)
 void BM_Upsample(benchmark::State& st) {
   const int64_t c = st.range(0), h = st.range(1);
   Tensor x = randn({1, c, h, h}, 5);
+  if (st.range(2)) x = to_cl(x);
   Tensor out;
   ops::upsample_nearest2d(x, 2, &out);
   for (auto _ : st) ops::upsample_nearest2d(x, 2, &out);
   st.SetBytesProcessed(int64_t(st.iterations()) * (x.nbytes() + out.nbytes()));
 }
-BENCHMARK(BM_Upsample)->Args({256, 20})->Args({128, 40})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+BENCHMARK(BM_Upsample)->ArgsProduct({{256}, {20}, {0, 1}})->ArgsProduct({{128}, {40}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
 
 void BM_Concat(benchmark::State& st) {
   const int64_t c = st.range(0), h = st.range(1);
   std::vector<Tensor> xs;
-  for (int i = 0; i < 4; ++i) xs.push_back(randn({1, c, h, h}, 6 + i));
+  for (int i = 0; i < 4; ++i) xs.push_back(st.range(2) ? to_cl(randn({1, c, h, h}, 6 + i)) : randn({1, c, h, h}, 6 + i));
   for (auto _ : st) benchmark::DoNotOptimize(ops::concat(xs, 1).raw_data());
   st.SetBytesProcessed(int64_t(st.iterations()) * 2 * 4 * xs[0].nbytes());
 }
-BENCHMARK(BM_Concat)->Args({64, 160})->Args({128, 80})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
+BENCHMARK(BM_Concat)->ArgsProduct({{64}, {160}, {0, 1}})->ArgsProduct({{128}, {80}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime()->ComputeStatistics("min", min_of);
 
 void BM_SiLU(benchmark::State& st) {
   const int64_t c = st.range(0), h = st.range(1);

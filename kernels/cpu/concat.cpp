@@ -87,7 +87,19 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
     int64_t pos = 0;
     for (const Tensor& t : xs) {
       pos += t.size(dim);
-      if (t.numel() > 0) copy_strided(y.slice(dim, pos - t.size(dim), pos), t, es);
+      if (t.numel() == 0) continue;
+      if (dim == 1 && detail::is_channels_last(t)) {
+        // pixel p: C_t contiguous elements into the output's row of C_total at channel offset
+        const int64_t ct = t.size(1), ctot = shape[1], pixels = t.numel() / ct;
+        const char* src = static_cast<const char*>(t.raw_data());
+        char* dst = py + (pos - ct) * int64_t(es);
+        const int64_t bytes = ct * int64_t(es);
+        parallel_for(pixels, std::max<int64_t>(1, (1 << 16) / bytes), [&](int64_t b, int64_t e) {
+          for (int64_t q = b; q < e; ++q) std::memcpy(dst + q * ctot * int64_t(es), src + q * bytes, size_t(bytes));
+        });
+      } else {
+        copy_strided(y.slice(dim, pos - t.size(dim), pos), t, es);
+      }
     }
   }
   return y;

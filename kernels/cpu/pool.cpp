@@ -100,6 +100,21 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out)
   const int64_t xs0 = x.stride(0), xs1 = x.stride(1), xs2 = x.stride(2), xs3 = x.stride(3);
   const int64_t ys0 = y.stride(0), ys1 = y.stride(1), ys2 = y.stride(2), ys3 = y.stride(3);
   const int64_t k = kernel, s = stride, p = pad;
+  if (k == 2 && s == 2 && p == 0) {  // the MP layer: 2x2 blocks, no padding, no overlap
+    parallel_for(N * C * OH, std::max<int64_t>(1, 16384 / (4 * OW)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t oh = r % OH, c = (r / OH) % C, n = r / (OH * C);
+        const float* r0 = px + n * xs0 + c * xs1 + 2 * oh * xs2;
+        const float* r1 = r0 + xs2;
+        float* o = py + n * ys0 + c * ys1 + oh * ys2;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t i0 = 2 * ow * xs3, i1 = i0 + xs3;
+          o[ow * ys3] = nanmax(nanmax(r0[i0], r0[i1]), nanmax(r1[i0], r1[i1]));
+        }
+      }
+    });
+    return y;
+  }
 
   parallel_for(N * C, std::max<int64_t>(1, 16384 / (H * W + 1)), [&](int64_t b, int64_t e) {
     std::vector<float> hbuf(size_t(H * OW));  // column-window maxima of every input row
