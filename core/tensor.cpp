@@ -61,23 +61,24 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, DType dtype, const
   Y7_CHECK(shape.size() == strides.size(), "from_storage: ", shape.size(), " sizes but ", strides.size(),
            " strides");
   Y7_CHECK(offset >= 0, "from_storage: negative offset ", offset);
-  // The furthest element must lie inside the storage.
-  int64_t lo = offset, hi = offset;
+  // The furthest element must lie inside the storage (computed in 128 bits: hostile sizes and
+  // strides must not overflow).
+  __int128 lo = offset, hi = offset;
   bool empty = false;
   for (size_t i = 0; i < shape.size(); ++i) {
     Y7_CHECK(shape[i] >= 0, "from_storage: negative size in ", shape_str(shape));
     if (shape[i] == 0) empty = true;
     if (shape[i] > 1) {
-      // guard against overflow of huge declared sizes/strides
-      Y7_CHECK(std::abs(strides[i]) < (int64_t(1) << 40) && shape[i] < (int64_t(1) << 40),
-               "from_storage: size/stride too large in ", shape_str(shape));
-      int64_t span = (shape[i] - 1) * strides[i];
+      __int128 span = __int128(shape[i] - 1) * strides[i];
       if (span > 0) hi += span; else lo += span;
     }
   }
+  __int128 count = 1;
+  for (int64_t v : shape) count = count * v > (__int128(1) << 62) ? (__int128(1) << 62) + 1 : count * v;
+  Y7_CHECK(count <= (__int128(1) << 62), "from_storage: shape ", shape_str(shape), " is too large");
   int64_t cap = int64_t(storage->nbytes() / dtype_size(dtype));
   if (!empty) Y7_CHECK(lo >= 0 && hi < cap, "tensor ", shape_str(shape), " at offset ", offset,
-                       " reaches element ", hi, " outside its storage of ", cap, " elements");
+                       " reaches outside its storage of ", cap, " elements");
   Tensor t;
   t.storage_ = std::move(storage);
   t.dtype_ = dtype;

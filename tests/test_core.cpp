@@ -45,6 +45,8 @@ TEST(Tensor, FromStorageBoundsChecked) {
   EXPECT_THROW(Tensor::from_storage(st, DType::F32, {5, 4}, {4, 1}, 0), Error);
   EXPECT_THROW(Tensor::from_storage(st, DType::F32, {2}, {-20}, 0), Error);
   EXPECT_THROW(Tensor::from_storage(st, DType::F32, {int64_t(1) << 50}, {1}, 0), Error);
+  EXPECT_THROW(Tensor::from_storage(st, DType::F32, {(int64_t(1) << 40) - 1, (int64_t(1) << 40) - 1}, {(int64_t(1) << 40) - 1, (int64_t(1) << 40) - 1}, 0), Error);
+  EXPECT_THROW(Tensor::from_storage(st, DType::F32, {int64_t(1) << 40, int64_t(1) << 40}, {0, 0}, 0), Error);
 }
 
 TEST(ThreadPool, ParallelForCoversRange) {
