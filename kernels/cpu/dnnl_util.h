@@ -31,7 +31,9 @@ int max_threads();
 //                 convolution for NCHW; its direct kernels for dense channels-last);
 //  Blocked      - src/dst format `any` with prop_kind forward_training, as PyTorch's ideep asks:
 //                 oneDNN 2.6 picks its jit kernels on nChw16c (nChw8c on AVX2) and we reorder
-//                 around them. Same kernels and arithmetic as PyTorch's CPU convolution;
+//                 around them. Same kernels and arithmetic as PyTorch 1.13 wherever it routes a
+//                 convolution to oneDNN (it keeps 1x1 convs on its own GEMM when single-threaded,
+//                 and small inputs of <= 20480 elements always);
 //  ChannelsLast - src/dst format `any` with forward_inference: 2.6 picks brgconv on NHWC;
 //  Auto         - the default: ChannelsLast for channels-last callers (no reorders at all),
 //                 Blocked otherwise. On YOLOv7 layer shapes, Blocked beat Plain (1.2-4x) and
