@@ -55,7 +55,15 @@ TEST(Cli, ForwardNmsMatchesUpstreamForEveryFixture) {
                 m.c_str(), (long long)agr.matched, (long long)agr.ref_rows, (long long)agr.got_rows, agr.max_xy,
                 agr.max_conf, agr.exact() ? "" : "; first difference: ", agr.first_mismatch.c_str());
     EXPECT_TRUE(agr.sorted) << m;
-    EXPECT_GE(agr.fraction(), 0.95) << m << ": " << agr.first_mismatch;
+    // Where float noise of ~1e-7 leaves upstream's own choice among tied boxes open, the result
+    // must still be a valid upstream NMS of the reference predictions under that tie.
+    if (!agr.exact())
+      EXPECT_EQ(test::nms_valid_under_ties(io::read_npy(out), io::read_npy(dir + "/eval_pred.npy"), 0.25, 0.45), "") << m;
+    // Sanity of the checker itself: upstream's own rows are valid, and a dropped row is caught.
+    Tensor ref = io::read_npy(dir + "/nms.npy");
+    EXPECT_EQ(test::nms_valid_under_ties(ref, io::read_npy(dir + "/eval_pred.npy"), 0.25, 0.45), "") << m;
+    if (ref.size(0) > 1 && ref.size(0) < 300)
+      EXPECT_NE(test::nms_valid_under_ties(ref.slice(0, 1, ref.size(0)), io::read_npy(dir + "/eval_pred.npy"), 0.25, 0.45), "") << m;
   }
 }
 
