@@ -78,9 +78,13 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
       }
       const char* src = static_cast<const char*>(t.raw_data());
       const int64_t bytes = n * int64_t(es);
-      parallel_for(outer, std::max<int64_t>(1, (1 << 16) / bytes), [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o)
-          std::memcpy(py + (o * row + off) * int64_t(es), src + o * bytes, size_t(bytes));
+      // blocks of at most 256 KiB so that a few large blocks (N = 1) still spread over threads
+      const int64_t chunk = std::min<int64_t>(bytes, 1 << 18), per = (bytes + chunk - 1) / chunk;
+      parallel_for(outer * per, std::max<int64_t>(1, (1 << 16) / chunk), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t o = t / per, c0 = (t % per) * chunk, len = std::min(chunk, bytes - c0);
+          std::memcpy(py + (o * row + off) * int64_t(es) + c0, src + o * bytes + c0, size_t(len));
+        }
       });
     }
   } else {  // channels-last output

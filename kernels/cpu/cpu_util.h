@@ -103,16 +103,37 @@ void for_each_run(const Shape& sizes, const std::array<Shape, K>& strides, int64
   for (size_t k = 0; k < K; ++k) inner[k] = st[k][nd - 1];
   int64_t outer = 1;
   for (int64_t d = 0; d < nd - 1; ++d) outer *= sz[d];
-  int64_t rows_grain = std::max<int64_t>(1, grain / std::max<int64_t>(inner_n, 1));
-  parallel_for(outer, rows_grain, [&](int64_t b, int64_t e) {
-    std::vector<int64_t> idx(nd > 1 ? nd - 1 : 1, 0);
-    std::array<int64_t, K> off{};
-    int64_t r = b;
+  // operand offsets of the start of row r (rows = all indices but the innermost)
+  auto row_offsets = [&](int64_t r, std::vector<int64_t>& idx, std::array<int64_t, K>& off) {
+    off.fill(0);
     for (int64_t d = nd - 2; d >= 0; --d) {
       idx[d] = r % sz[d];
       r /= sz[d];
       for (size_t k = 0; k < K; ++k) off[k] += idx[d] * st[k][d];
     }
+  };
+  // few long rows (e.g. a contiguous tensor coalesced into one run): split the rows into pieces
+  const int64_t pieces = outer < 16 ? std::clamp<int64_t>(inner_n / std::max<int64_t>(grain, 1), 1, 256) : 1;
+  if (pieces > 1) {
+    const int64_t seg = (inner_n + pieces - 1) / pieces;
+    parallel_for(outer * pieces, 1, [&](int64_t b, int64_t e) {
+      std::vector<int64_t> idx(nd > 1 ? nd - 1 : 1, 0);
+      std::array<int64_t, K> off;
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t s0 = (t % pieces) * seg, n = std::min(seg, inner_n - s0);
+        if (n <= 0) continue;
+        row_offsets(t / pieces, idx, off);
+        for (size_t k = 0; k < K; ++k) off[k] += s0 * inner[k];
+        f(off, n, inner);
+      }
+    });
+    return;
+  }
+  int64_t rows_grain = std::max<int64_t>(1, grain / std::max<int64_t>(inner_n, 1));
+  parallel_for(outer, rows_grain, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> idx(nd > 1 ? nd - 1 : 1, 0);
+    std::array<int64_t, K> off;
+    row_offsets(b, idx, off);
     for (int64_t row = b; row < e; ++row) {
       f(off, inner_n, inner);
       for (int64_t d = nd - 2; d >= 0; --d) {
