@@ -1,7 +1,8 @@
 // Google Benchmark suites for the CPU kernels on typical YOLOv7 / YOLOv7-tiny layer shapes at
-// 640x640, batch 1. Threads: set Y7_THREADS (e.g. Y7_THREADS=2 taskset -c 0,1 yolo7_bench).
-// Conv benchmarks run each oneDNN activation layout (plain NCHW, blocked with reorders, auto) and
-// the portable path; counters report GFLOP/s (2 * MACs).
+// 640x640, batch 1. Threads: set Y7_THREADS (e.g. Y7_THREADS=2 taskset -c 0,1 yolo7_bench
+// --benchmark_repetitions=5 --benchmark_report_aggregates_only=true). Conv benchmarks run every
+// oneDNN layout policy, the portable path and channels-last tensors; GFLOPs counts 2 * MACs.
+// On a shared machine read the "_min" rows, and the CPU column of single-thread runs.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
