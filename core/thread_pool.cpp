@@ -107,11 +107,31 @@ void set_num_threads(int n) {
 #endif
 }
 
-int num_threads() { return pool().size(); }
+int num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return pool().size();
+#endif
+}
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
+#ifdef _OPENMP
+  // With OpenMP (which oneDNN also runs on) one team serves both: a second pool would
+  // oversubscribe the cores while OpenMP's workers spin between oneDNN primitives.
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t(nt) * 4);
+  if (chunks <= 1 || nt <= 1) {
+    f(0, n);
+    return;
+  }
+  int64_t per = (n + chunks - 1) / chunks;
+  chunks = (n + per - 1) / per;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+  for (int64_t c = 0; c < chunks; ++c) f(c * per, std::min(n, (c + 1) * per));
+#else
   Pool& p = pool();
   int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, int64_t(p.size()) * 4);
   if (chunks <= 1 || t_in_parallel || p.size() == 1) {
@@ -126,6 +146,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     f(c * per, std::min(n, (c + 1) * per));
     t_in_parallel = prev;
   });
+#endif
 }
 
 }  // namespace y7
