@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Compact references for train/loss.cpp: upstream YOLOv7 training losses and their gradients w.r.t.
+the raw head maps.
+
+Dev-only. Run with Debian's python3-torch (1.13) and an upstream yolov7 checkout:
+  YOLOV7_SRC=/work/upstream /usr/bin/python3 tools/dev/make_loss_fixture.py [OUT] [--shared DIR]
+OUT defaults to tests/data/loss, DIR to /work/shared/fixtures/upstream.
+
+For each fixture model: load model.pt, .float().train(), run it on the shared input.npy (BatchNorm on
+batch statistics, exactly as the shared make_fixtures.py did when it wrote loss.npy), keep the raw
+per-level maps [B,na,H,W,no] (lead levels, then aux levels for IAuxDetect).
+
+Compaction: the loss reads the objectness channel of every cell, but the box/class channels only at
+the candidate cells of find_3_positive / find_5_positive (the plain loss's build_targets uses the same
+cells as find_3_positive). So we store, per level i:
+  obj<i>.npy    float32 [B,na,H,W]  the raw objectness channel
+  cells<i>.npy  int64   [k]         flat indices into [B,na,H,W] of the candidate cells (of the level's
+                                    lead index i % nl, union of the 3- and 5-positive candidates)
+  rows<i>.npy   float32 [k,no]      the full raw vectors at those cells
+The raw maps rebuilt from these (zeros elsewhere) give exactly the same losses as the full maps; the
+references below are computed on the rebuilt maps, and the script prints the agreement with the
+shared loss.npy / loss_plain.npy (made on the full maps) as a check.
+
+Per variant v (a loss class and hyp/gr/targets overrides, see VARIANTS):
+  <v>_loss.npy          float32 [4] upstream's second return value (lbox, lobj, lcls, total)
+  <v>_grad_obj<i>.npy   float32 [B,na,H,W] d(first return value = total*bs)/d(raw obj channel)
+  <v>_grad_rows<i>.npy  float32 [k,no]     the same gradient at the stored cells, all channels
+(the gradient is zero at every other entry; the script asserts that).
+meta.json: nc, na, nl, strides, anchors (grid units, Detect's `anchors` buffer), image shape, level
+shapes, base hyp (already scaled as train.py scales it), and each variant's settings.
+
+Upstream ComputeLossOTA on a batch without any target fails on CPU (its empty-result path builds
+tensors on 'cuda:0'); the "empty" variant's reference is therefore the plain ComputeLoss with no
+targets, which computes the same thing (objectness BCE against zeros only).
+"""
+import copy, json, os, sys
+
+import numpy as np
+import torch
+
+SRC = os.environ.get("YOLOV7_SRC", "/work/upstream")
+sys.path.insert(0, SRC)
+os.chdir(SRC)
+
+from models.yolo import IAuxDetect  # noqa: E402
+from utils.loss import ComputeLoss, ComputeLossOTA, ComputeLossAuxOTA  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# name -> list of (variant, loss class, hyp overrides, gr, targets mode)
+VARIANTS = {
+    "yolov7-tiny": [
+        ("ota", "ota", {}, 1.0, "all"),
+        ("plain", "plain", {}, 1.0, "all"),
+        ("ota_ls", "ota", {"label_smoothing": 0.1, "cls_pw": 1.3, "obj_pw": 0.8}, 0.7, "all"),
+        ("ota_fl", "ota", {"fl_gamma": 1.5}, 1.0, "all"),
+        ("plain_fl", "plain", {"fl_gamma": 2.0, "label_smoothing": 0.05, "obj_pw": 1.2}, 0.5, "all"),
+        ("ota_img1", "ota", {}, 1.0, "img1"),
+        ("empty", "plain", {}, 1.0, "none"),
+    ],
+    "yolov7": [
+        ("ota", "ota", {}, 1.0, "all"),
+        ("plain", "plain", {}, 1.0, "all"),
+    ],
+    "yolov7-w6": [
+        ("aux", "aux", {}, 1.0, "all"),
+        ("aux_fl", "aux", {"fl_gamma": 1.5, "label_smoothing": 0.1}, 0.8, "all"),
+    ],
+    "yolov7-e6e": [
+        ("aux", "aux", {}, 1.0, "all"),
+    ],
+}
+
+
+def np_save(path, t):
+    np.save(path, t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t)
+
+
+def main():
+    args = sys.argv[1:]
+    shared = "/work/shared/fixtures/upstream"
+    if "--shared" in args:
+        k = args.index("--shared")
+        shared = args[k + 1]
+        del args[k:k + 2]
+    out = os.path.abspath(args[0]) if args else os.path.join(REPO, "tests", "data", "loss")
+    torch.set_num_threads(2)
+    for name, variants in VARIANTS.items():
+        d = os.path.join(shared, name)
+        meta = json.load(open(os.path.join(d, "meta.json")))
+        x = torch.from_numpy(np.load(os.path.join(d, "input.npy")))
+        targets = torch.from_numpy(np.load(os.path.join(d, "targets.npy")))
+        ckpt = torch.load(os.path.join(d, "model.pt"), map_location="cpu")
+        mt = ckpt["model"].float()
+        for p in mt.parameters():
+            p.requires_grad = False
+        det = mt.model[-1]
+        nl, na, nc, no = det.nl, det.na, det.nc, det.no
+        aux = isinstance(det, IAuxDetect)
+        mt.hyp, mt.gr, mt.nc = copy.deepcopy(meta["hyp"]), 1.0, nc
+        mt.train()
+        with torch.no_grad():
+            full = [p.detach().clone() for p in mt(x)]
+        # candidate cells per lead level
+        helper = ComputeLossAuxOTA(mt) if aux else ComputeLossOTA(mt)
+        ind3, _ = helper.find_3_positive(full[:nl], targets)
+        ind5 = ComputeLossAuxOTA.find_5_positive(helper, full[:nl], targets)[0]
+        masked, cells = [], []
+        for i, p in enumerate(full):
+            B, A, H, W, _ = p.shape
+            li = i % nl
+            flat = []
+            for (b, a, gj, gi) in (ind3[li], ind5[li]):
+                flat.append(((b * A + a) * H + gj) * W + gi)
+            c = torch.unique(torch.cat(flat)) if flat else torch.zeros(0, dtype=torch.int64)
+            m = torch.zeros_like(p)
+            m[..., 4] = p[..., 4]
+            mv, pv = m.view(-1, no), p.view(-1, no)
+            mv[c] = pv[c]
+            masked.append(m)
+            cells.append(c)
+        od = os.path.join(out, name)
+        os.makedirs(od, exist_ok=True)
+        for i, (m, c) in enumerate(zip(masked, cells)):
+            np_save(os.path.join(od, f"obj{i}.npy"), m[..., 4].contiguous())
+            np_save(os.path.join(od, f"cells{i}.npy"), c.to(torch.int64))
+            np_save(os.path.join(od, f"rows{i}.npy"), m.view(-1, no)[c].contiguous())
+        np_save(os.path.join(od, "targets.npy"), targets)
+        vmeta = []
+        for (vname, kind, over, gr, tmode) in variants:
+            hyp = copy.deepcopy(meta["hyp"])
+            hyp.update(over)
+            mt.hyp, mt.gr = hyp, gr
+            if tmode == "all":
+                tg = targets.clone()
+            elif tmode == "img1":
+                tg = targets[targets[:, 0] == 1].clone()
+            else:
+                tg = torch.zeros(0, 6)
+            lf = {"ota": ComputeLossOTA, "plain": ComputeLoss, "aux": ComputeLossAuxOTA}[kind](mt)
+            leaves = [m.clone().requires_grad_(True) for m in masked]
+            if kind == "plain":
+                loss, li = lf(leaves, tg)
+            else:
+                loss, li = lf(leaves, tg, x)
+            loss.backward()
+            np_save(os.path.join(od, f"{vname}_loss.npy"), li.float())
+            for i, (lv, c) in enumerate(zip(leaves, cells)):
+                g = lv.grad if lv.grad is not None else torch.zeros_like(lv)
+                gv = g.view(-1, no)
+                rest = gv.clone()
+                rest[c] = 0
+                rest[:, 4] = 0
+                assert float(rest.abs().max()) == 0.0, (name, vname, i)
+                np_save(os.path.join(od, f"{vname}_grad_obj{i}.npy"), g[..., 4].contiguous())
+                np_save(os.path.join(od, f"{vname}_grad_rows{i}.npy"), gv[c].contiguous())
+            vmeta.append({"name": vname, "loss": kind, "hyp": hyp, "gr": gr, "targets": tmode,
+                          "backward_loss": float(loss)})
+            # checks against the shared fixtures (made on the full maps)
+            if tmode == "all" and not over and gr == 1.0:
+                ref = np.load(os.path.join(d, "loss_plain.npy" if kind == "plain" else "loss.npy"))
+                rel = np.abs(li.numpy() - ref) / np.maximum(np.abs(ref), 1e-12)
+                print(f"{name} {vname}: {li.numpy()} shared {ref} max rel {rel.max():.3g}", flush=True)
+            else:
+                print(f"{name} {vname}: {li.numpy()}", flush=True)
+        meta_out = {"nc": nc, "na": na, "nl": nl, "no": no, "aux": aux,
+                    "stride": [float(s) for s in det.stride],
+                    "anchors": det.anchors.tolist(), "input_shape": list(x.shape),
+                    "levels": [list(p.shape) for p in full], "hyp": meta["hyp"], "variants": vmeta}
+        json.dump(meta_out, open(os.path.join(od, "meta.json"), "w"), indent=1)
+        # also the loss on the full maps, as a check that the compaction is exact
+        mt.hyp, mt.gr = copy.deepcopy(meta["hyp"]), 1.0
+        lf = ComputeLossAuxOTA(mt) if aux else ComputeLossOTA(mt)
+        with torch.no_grad():
+            lfull = lf(full, targets, x)[1]
+        print(f"{name}: full-map loss {lfull.numpy()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
