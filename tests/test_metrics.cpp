@@ -1,0 +1,161 @@
+// Metrics vs upstream: test.py's matching + utils/metrics.py ap_per_class on the shared metrics
+// fixture (random detections/labels scored by upstream code), both interpolations, overall and per
+// class; numpy-primitive checks against values computed by numpy/torch by hand.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "cli_util.h"
+#include "io/npy.h"
+#include "train/metrics.h"
+
+using namespace y7;
+using namespace y7::train;
+
+namespace {
+
+std::string metrics_dir() { return std::string(Y7_SHARED_FIXTURES) + "/metrics"; }
+
+// Groups the fixture rows into per-image detections/labels (detections are stored per image in
+// descending confidence, as upstream NMS returns them).
+MetricStats fixture_stats() {
+  Tensor D = io::read_npy(metrics_dir() + "/detections.npy").to(DType::F32).contiguous();
+  Tensor L = io::read_npy(metrics_dir() + "/labels.npy").to(DType::F32).contiguous();
+  std::map<int, std::vector<Detection>> preds;
+  std::map<int, std::vector<Label>> labels;
+  int n = 0;
+  for (int64_t i = 0; i < D.size(0); ++i) {
+    const float* r = D.data<float>() + i * 7;
+    preds[int(r[0])].push_back({r[1], r[2], r[3], r[4], r[5], r[6]});
+    n = std::max(n, int(r[0]) + 1);
+  }
+  for (int64_t i = 0; i < L.size(0); ++i) {
+    const float* r = L.data<float>() + i * 6;
+    labels[int(r[0])].push_back({r[1], r[2], r[3], r[4], r[5]});
+    n = std::max(n, int(r[0]) + 1);
+  }
+  MetricStats s;
+  for (int i = 0; i < n; ++i) s.add_image(preds[i], labels[i]);
+  return s;
+}
+
+}  // namespace
+
+TEST(Metrics, IouVectorIsTorchLinspace) {
+  // torch.linspace(0.5, 0.95, 10) (float32), printed by torch 1.13 as float.hex()
+  const double ref[10] = {0x1.0000000000000p-1, 0x1.19999a0000000p-1, 0x1.3333340000000p-1, 0x1.4ccccc0000000p-1,
+                          0x1.6666660000000p-1, 0x1.8000000000000p-1, 0x1.99999a0000000p-1, 0x1.b333340000000p-1,
+                          0x1.cccccc0000000p-1, 0x1.e666660000000p-1};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(double(iou_vector()[i]), ref[i]) << i;
+}
+
+TEST(Metrics, NumpyPrimitives) {
+  // np.interp(x, [0, 1, 1, 2], [0, 10, 20, 30]) at -1, 0.5, 1, 1.5, 3 with left=-5, right=99
+  std::vector<double> xp = {0, 1, 1, 2}, fp = {0, 10, 20, 30};
+  EXPECT_EQ(np_interp(-1, xp, fp, -5, 99), -5);
+  EXPECT_EQ(np_interp(0.5, xp, fp, -5, 99), 5);
+  EXPECT_EQ(np_interp(1, xp, fp, -5, 99), 20);
+  EXPECT_EQ(np_interp(1.5, xp, fp, -5, 99), 25);
+  EXPECT_EQ(np_interp(2, xp, fp, -5, 99), 30);
+  EXPECT_EQ(np_interp(3, xp, fp, -5, 99), 99);
+  // numpy pairwise sum of 0.1 * i, i < 300 (np.sum(np.arange(300) * 0.1).hex() = 0x1.1850000000000p+12)
+  std::vector<double> v(300);
+  for (int i = 0; i < 300; ++i) v[size_t(i)] = 0.1 * i;
+  EXPECT_EQ(np_sum(v.data(), v.size()), 0x1.1850000000000p+12);
+}
+
+TEST(Metrics, ComputeApHandValues) {
+  // recall [0.5, 1.0], precision [1.0, 0.5]: envelope (1, 1, 0.5, 0)
+  // continuous, v5: 0.5*1 + 0.5*0.5 = 0.75; continuous default: + 0.01*0 = 0.75
+  EXPECT_NEAR(compute_ap({0.5, 1.0}, {1.0, 0.5}, true, ApMethod::Continuous).ap, 0.75, 1e-15);
+  EXPECT_NEAR(compute_ap({0.5, 1.0}, {1.0, 0.5}, false, ApMethod::Continuous).ap, 0.75, 1e-15);
+  // recall [0.5], precision [1]: continuous v5 = 0.5*1 + 0.5*0 = 0.5
+  EXPECT_NEAR(compute_ap({0.5}, {1.0}, true, ApMethod::Continuous).ap, 0.5, 1e-15);
+  // interp (101 points, trapezoid), recall [0.5], precision [1], default sentinels (0, .5, .51):
+  // upstream compute_ap gives 0.5049999999999999 (numpy), v5 sentinels (0, .5, 1): 0.75
+  EXPECT_NEAR(compute_ap({0.5}, {1.0}, false).ap, 0.505, 1e-12);
+  EXPECT_NEAR(compute_ap({0.5}, {1.0}, true).ap, 0.75, 1e-12);
+}
+
+TEST(Metrics, MatchingQuirkFirstComeBestTarget) {
+  // Two detections whose best target is the same: the second is not re-matched to the other target.
+  std::vector<Label> labels = {{0, 0, 0, 10, 10}, {0, 1, 0, 11, 10}};
+  std::vector<Detection> pred = {{0, 0, 10, 10, 0.9f, 0}, {0, 0, 10, 10, 0.8f, 0}, {50, 50, 60, 60, 0.7f, 0}};
+  auto c = match_image(pred, labels);
+  ASSERT_EQ(c.size(), 30u);
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(c[size_t(t)], 1) << t;      // IoU 1 with label 0
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(c[size_t(10 + t)], 0) << t; // same best target: unmatched
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(c[size_t(20 + t)], 0) << t;
+  // IoU 0.9/1.0 * ... : a box at IoU 81/100 -> correct at thresholds 0.5..0.8 only
+  std::vector<Detection> p2 = {{0, 0, 9, 9, 0.9f, 0}};
+  auto c2 = match_image(p2, {{0, 0, 0, 10, 10}});
+  for (int t = 0; t < 10; ++t) EXPECT_EQ(c2[size_t(t)], iou_vector()[t] < 0.81f ? 1 : 0) << t;
+}
+
+TEST(Metrics, FixtureMatchesUpstream) {
+  YAML::Node ref = YAML::LoadFile(metrics_dir() + "/expected.json");
+  MetricStats s = fixture_stats();
+  double worst = 0;
+  for (const char* mode : {"default", "v5_metric"}) {
+    const bool v5 = std::string(mode) == "v5_metric";
+    auto e = summarize(s, 5, v5);
+    ASSERT_TRUE(e.computed);
+    const auto& r = ref[mode];
+    auto chk = [&](double got, double want, const std::string& what) {
+      EXPECT_NEAR(got, want, 1e-6) << mode << " " << what;
+      worst = std::max(worst, std::fabs(got - want));
+    };
+    chk(e.mp, r["mp"].as<double>(), "mp");
+    chk(e.mr, r["mr"].as<double>(), "mr");
+    chk(e.map50, r["map50"].as<double>(), "map50");
+    chk(e.map, r["map"].as<double>(), "map");
+    ASSERT_EQ(e.per_class.classes.size(), r["per_class"].size());
+    for (size_t i = 0; i < e.per_class.classes.size(); ++i) {
+      const auto& pc = r["per_class"][std::to_string(e.per_class.classes[i])];
+      ASSERT_TRUE(pc.IsSequence()) << e.per_class.classes[i];
+      const std::string c = "class " + std::to_string(e.per_class.classes[i]);
+      chk(e.per_class.p[i], pc[0].as<double>(), c + " p");
+      chk(e.per_class.r[i], pc[1].as<double>(), c + " r");
+      chk(e.per_class.ap50[i], pc[2].as<double>(), c + " ap50");
+      chk(e.per_class.ap_mean[i], pc[3].as<double>(), c + " ap");
+    }
+  }
+  std::printf("metrics fixture: max |ours - upstream| = %.3g\n", worst);
+  EXPECT_NEAR(fitness(0, 0, 0.5, 0.25), 0.1 * 0.5 + 0.9 * 0.25, 1e-15);
+}
+
+TEST(Metrics, CliMatchesUpstream) {
+  YAML::Node ref = YAML::LoadFile(metrics_dir() + "/expected.json");
+  const std::string dir = y7::test::scratch("metrics_cli");
+  for (const char* mode : {"default", "v5_metric"}) {
+    const bool v5 = std::string(mode) == "v5_metric";
+    const std::string out = dir + "/" + mode + ".json";
+    auto res = y7::test::run_cli("metrics --detections " + metrics_dir() + "/detections.npy --labels " +
+                                 metrics_dir() + "/labels.npy --nc 5 --verbose --out " + out + (v5 ? " --v5-metric" : ""));
+    ASSERT_EQ(res.code, 0) << res.out;
+    EXPECT_NE(res.out.find("               Class      Images      Labels           P           R      mAP@.5  mAP@.5:.95"),
+              std::string::npos)
+        << res.out;
+    EXPECT_NE(res.out.find("                 all          40"), std::string::npos) << res.out;
+    YAML::Node got = YAML::LoadFile(out);
+    const auto& r = ref[mode];
+    for (const char* k : {"mp", "mr", "map50", "map"}) EXPECT_NEAR(got[k].as<double>(), r[k].as<double>(), 1e-6) << k;
+    for (const auto& kv : r["per_class"]) {
+      const auto& g = got["per_class"][kv.first.as<std::string>()];
+      ASSERT_TRUE(g.IsMap()) << kv.first.as<std::string>();
+      EXPECT_NEAR(g["p"].as<double>(), kv.second[0].as<double>(), 1e-6);
+      EXPECT_NEAR(g["r"].as<double>(), kv.second[1].as<double>(), 1e-6);
+      EXPECT_NEAR(g["ap50"].as<double>(), kv.second[2].as<double>(), 1e-6);
+      EXPECT_NEAR(g["ap"].as<double>(), kv.second[3].as<double>(), 1e-6);
+    }
+  }
+  auto bad = y7::test::run_cli("metrics --detections " + metrics_dir() + "/labels.npy --labels " + metrics_dir() +
+                               "/labels.npy");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("yolo7: error: detections"), std::string::npos) << bad.out;
+}
