@@ -1,0 +1,184 @@
+#include "train/dataloader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+
+namespace y7::train {
+
+Batch collate(std::vector<Item>& items) {
+  Y7_CHECK(!items.empty(), "collate: empty batch");
+  const int H = items[0].img.h, W = items[0].img.w;
+  size_t nl = 0;
+  for (const auto& it : items) {
+    Y7_CHECK(it.img.h == H && it.img.w == W && it.img.c == 3, "collate: image ", it.path, " is ", it.img.w, "x",
+             it.img.h, ", batch is ", W, "x", H);
+    nl += it.labels.size();
+  }
+  Batch b;
+  const int64_t B = int64_t(items.size());
+  b.imgs = Tensor::empty({B, 3, H, W});
+  b.targets = Tensor::zeros({int64_t(nl), 6});
+  float* d = b.imgs.data<float>();
+  float* t = b.targets.data<float>();
+  const size_t hw = size_t(H) * W;
+  for (int64_t i = 0; i < B; ++i) {
+    Item& it = items[size_t(i)];
+    const bool bgr = it.img.order == io::PixelOrder::BGR;
+    const uint8_t* s = it.img.data.data();
+    float* di = d + size_t(i) * 3 * hw;
+    for (int k = 0; k < 3; ++k) {
+      const int sk = bgr ? 2 - k : k;
+      float* dk = di + size_t(k) * hw;
+      for (size_t p = 0; p < hw; ++p) dk[p] = float(s[p * 3 + sk]) / 255.0f;
+    }
+    for (const auto& l : it.labels) {
+      t[0] = float(i);
+      std::memcpy(t + 1, l.data() + 1, 5 * sizeof(float));
+      t += 6;
+    }
+    ItemInfo info;
+    info.path = it.path, info.has_shapes = it.has_shapes, info.h0 = it.h0, info.w0 = it.w0;
+    info.ratio_h = it.ratio_h, info.ratio_w = it.ratio_w, info.letterbox_ratio = it.letterbox_ratio;
+    info.pad_w = it.pad_w, info.pad_h = it.pad_h;
+    b.items.push_back(std::move(info));
+  }
+  return b;
+}
+
+DataLoader::DataLoader(const Dataset& ds, const LoaderOptions& opt) : ds_(ds), opt_(opt) {
+  Y7_CHECK(opt_.batch_size > 0, "dataloader: batch size must be > 0");
+  Y7_CHECK(opt_.workers >= 0 && opt_.workers <= 256, "dataloader: bad worker count ", opt_.workers);
+  opt_.prefetch = std::max(1, opt_.prefetch);
+}
+
+DataLoader::~DataLoader() { stop(); }
+
+size_t DataLoader::num_batches() const {
+  const size_t n = ds_.size(), b = size_t(opt_.batch_size);
+  return opt_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void DataLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  stopping_ = false;
+}
+
+void DataLoader::start_epoch(int epoch) {
+  stop();
+  order_.resize(ds_.size());
+  std::iota(order_.begin(), order_.end(), size_t(0));
+  epoch_seed_ = Rng::mix(opt_.seed, uint64_t(uint32_t(epoch)));
+  if (opt_.shuffle) {
+    std::mt19937_64 g(Rng::mix(epoch_seed_, 0x5348554646ull));
+    for (size_t i = order_.size(); i > 1; --i) {  // Fisher-Yates with a portable draw
+      size_t j = size_t(g() % i);
+      std::swap(order_[i - 1], order_[j]);
+    }
+  }
+  nb_ = int(num_batches());
+  next_take_ = next_out_ = 0;
+  ready_.clear();
+  errors_.clear();
+  for (int i = 0; i < opt_.workers; ++i) threads_.emplace_back([this] { worker(); });
+}
+
+Batch DataLoader::build(int b) const {
+  const size_t a = size_t(b) * opt_.batch_size, e = std::min(order_.size(), a + opt_.batch_size);
+  std::vector<Item> items;
+  for (size_t i = a; i < e; ++i) items.push_back(ds_.get(order_[i], epoch_seed_));
+  Batch out = collate(items);
+  out.index = b;
+  return out;
+}
+
+void DataLoader::worker() {
+  const int window = opt_.prefetch * std::max(1, opt_.workers);
+  for (;;) {
+    int b;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_work_.wait(lk, [&] { return stopping_ || next_take_ >= nb_ || next_take_ < next_out_ + window; });
+      if (stopping_ || next_take_ >= nb_) return;
+      b = next_take_++;
+    }
+    Batch batch;
+    std::string err;
+    try {
+      batch = build(b);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (err.empty())
+        ready_.emplace(b, std::move(batch));
+      else
+        errors_.emplace(b, err);
+    }
+    cv_ready_.notify_all();
+  }
+}
+
+bool DataLoader::next(Batch& out) {
+  if (next_out_ >= nb_) return false;
+  const int b = next_out_;
+  if (opt_.workers == 0) {
+    out = build(b);
+    ++next_out_;
+    return true;
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_ready_.wait(lk, [&] { return ready_.count(b) || errors_.count(b); });
+  ++next_out_;
+  if (auto e = errors_.find(b); e != errors_.end()) {
+    std::string msg = e->second;
+    errors_.erase(e);
+    lk.unlock();
+    cv_work_.notify_all();
+    throw Error(msg);
+  }
+  auto it = ready_.find(b);
+  out = std::move(it->second);
+  ready_.erase(it);
+  lk.unlock();
+  cv_work_.notify_all();
+  return true;
+}
+
+LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
+                             const Hyp& hyp, int workers, uint64_t seed, bool rect, bool single_cls) {
+  DatasetOptions o;
+  o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.hyp = hyp, o.augment = true;
+  o.rect = rect, o.single_cls = single_cls, o.prefix = "train: ";
+  LoaderPair p;
+  p.dataset = std::make_unique<Dataset>(sources, o);
+  LoaderOptions lo;
+  lo.batch_size = batch_size, lo.workers = workers, lo.shuffle = !rect, lo.seed = seed;
+  p.loader = std::make_unique<DataLoader>(*p.dataset, lo);
+  return p;
+}
+
+LoaderPair make_val_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
+                           int workers, bool single_cls) {
+  DatasetOptions o;
+  o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.augment = false, o.rect = true, o.pad = 0.5;
+  o.single_cls = single_cls, o.prefix = "val: ";
+  LoaderPair p;
+  p.dataset = std::make_unique<Dataset>(sources, o);
+  LoaderOptions lo;
+  lo.batch_size = batch_size, lo.workers = workers, lo.shuffle = false;
+  p.loader = std::make_unique<DataLoader>(*p.dataset, lo);
+  return p;
+}
+
+}  // namespace y7::train
