@@ -74,6 +74,46 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& mean, const Tensor& var, c
 Tensor detect_decode(const Tensor& raw, int na, int no, float stride, const Tensor& anchor_grid,
                      Tensor* raw_out = nullptr);
 
+// ---------------------------------------------------------------- training (autograd)
+// Every op above records its backward (core/autograd.h) on its result when grad mode is on and an
+// input requires grad; `out=` and the in-place activation_ are inference-only and refuse inputs
+// that require grad. Backward kernels work on any strides and return contiguous gradients with
+// the input's sizes.
+
+// Autograd-aware views/copies (Tensor::view and friends drop autograd metadata by design).
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor contiguous(const Tensor& x);
+// Sum of all elements as a [] tensor (double accumulation); mainly for tests and losses.
+Tensor sum(const Tensor& x);
+
+// BatchNorm in training mode over dims (0,2,3,...) of x: normalizes with the batch mean and the
+// biased batch variance; when running_mean/running_var are defined they are updated in place as
+// torch does (r = (1-momentum) r + momentum * stat, with the unbiased variance). weight/bias may
+// be undefined. Upstream YOLOv7 uses momentum 0.03, eps 1e-3.
+Tensor batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                        Tensor running_var, double momentum, double eps);
+
+// Backward kernels (what the recorded nodes call; exposed for tests).
+struct Conv2dGrads {
+  Tensor dx, dw, db;
+};
+// gy: gradient of conv(x, w) + b (no activation) [N,Co,OH,OW].
+Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
+                            bool need_db, const Conv2dParams& p);
+Tensor activation_backward(const Tensor& gy, const Tensor& x, Act a, float alpha = 0.1f);
+Tensor max_pool2d_backward(const Tensor& gy, const Tensor& x, int kernel, int stride, int pad);
+Tensor upsample_nearest2d_backward(const Tensor& gy, int scale);
+Tensor reorg_backward(const Tensor& gy);
+// Sums g over the broadcast dims so that the result has `shape` (numpy broadcasting rules).
+Tensor sum_to(const Tensor& g, const Shape& shape);
+struct BatchNormGrads {
+  Tensor dx, dw, db;
+};
+// mean/invstd: the batch statistics the forward used ([C]).
+BatchNormGrads batch_norm_train_backward(const Tensor& gy, const Tensor& x, const Tensor& weight,
+                                         const std::vector<double>& mean, const std::vector<double>& invstd);
+
 namespace ref {  // plain loops, obviously correct; tests compare against these
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p);
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad);

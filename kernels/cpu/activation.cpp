@@ -1,5 +1,6 @@
 // Elementwise activations: the scalar definitions (act_scalar) and the strided, vectorizable
 // tensor loops built on them.
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -109,11 +110,59 @@ Tensor activation(const Tensor& x, Act a, float alpha) {
   detail::check_f32(x, "activation", "input");
   Tensor y = detail::empty_like_format(x.sizes(), x);
   apply(x, y, a, alpha);
+  if (a != Act::None && any_requires_grad({&x})) {
+    Tensor sx = x;
+    sx.set_autograd(nullptr);
+    record_fn("ActivationBackward", {&x}, y, [sx, a, alpha](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{activation_backward(g[0], sx, a, alpha)};
+    });
+  } else if (a == Act::None && x.requires_grad() && grad_enabled()) {
+    record_fn("IdentityBackward", {&x}, y, [](const std::vector<Tensor>& g) { return g; });
+  }
   return y;
+}
+
+// Derivatives as torch's CPU backward kernels define them (at the kinks too).
+Tensor activation_backward(const Tensor& gy, const Tensor& x, Act a, float alpha) {
+  detail::check_f32(gy, "activation_backward", "gradient");
+  detail::check_f32(x, "activation_backward", "input");
+  Y7_CHECK(gy.sizes() == x.sizes(), "activation_backward: gradient ", gy.str(), " vs input ", x.str());
+  Tensor gc = gy.contiguous(), xc = x.contiguous();
+  Tensor r = Tensor::empty(x.sizes());
+  const float *pg = gc.data<float>(), *px = xc.data<float>();
+  float* pr = r.data<float>();
+  const int64_t n = r.numel();
+  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = px[i], g = pg[i];
+      float d;
+      switch (a) {
+        case Act::None: d = g; break;
+        case Act::SiLU: {
+          const float s = 1.0f / (1.0f + std::exp(-v));
+          d = g * s * (1.0f + v * (1.0f - s));
+          break;
+        }
+        case Act::LeakyReLU: d = v > 0.0f ? g : g * alpha; break;
+        case Act::Sigmoid: {
+          const float s = 1.0f / (1.0f + std::exp(-v));
+          d = g * (1.0f - s) * s;
+          break;
+        }
+        case Act::Hardswish: d = v < -3.0f ? 0.0f : (v <= 3.0f ? g * (v / 3.0f + 0.5f) : g); break;
+        case Act::Hardsigmoid: d = (v > -3.0f && v < 3.0f) ? g / 6.0f : 0.0f; break;
+        case Act::ReLU: d = v > 0.0f ? g : 0.0f; break;
+        default: d = 0.0f;
+      }
+      pr[i] = d;
+    }
+  });
+  return r;
 }
 
 void activation_(Tensor& x, Act a, float alpha) {
   detail::check_f32(x, "activation_", "input");
+  Y7_CHECK(!any_requires_grad({&x}), "activation_: in-place on a tensor that requires grad; use activation()");
   if (a == Act::None) return;
   apply(x, x, a, alpha);
 }

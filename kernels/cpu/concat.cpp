@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -33,7 +34,37 @@ void copy_strided(const Tensor& dst, const Tensor& src, size_t es) {
 
 }  // namespace
 
+namespace {
+Tensor concat_impl(const std::vector<Tensor>& xs, int64_t dim);
+}
+
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+  Tensor y = concat_impl(xs, dim);
+  if (any_requires_grad(xs)) {
+    const int64_t d = dim < 0 ? dim + xs[0].dim() : dim;
+    std::vector<int64_t> len;
+    std::vector<bool> need;
+    std::vector<const Tensor*> ins;
+    for (const Tensor& t : xs) {
+      len.push_back(t.size(d));
+      need.push_back(t.requires_grad());
+      ins.push_back(&t);
+    }
+    record_fn("ConcatBackward", ins, y, [d, len, need](const std::vector<Tensor>& g) {
+      std::vector<Tensor> r;
+      int64_t off = 0;
+      for (size_t i = 0; i < len.size(); ++i) {
+        r.push_back(need[i] ? g[0].slice(d, off, off + len[i]) : Tensor());
+        off += len[i];
+      }
+      return r;
+    });
+  }
+  return y;
+}
+
+namespace {
+Tensor concat_impl(const std::vector<Tensor>& xs, int64_t dim) {
   Y7_CHECK(!xs.empty(), "concat: no tensors given");
   for (size_t i = 0; i < xs.size(); ++i) {
     Y7_CHECK(xs[i].defined(), "concat: tensor ", i, " is undefined");
@@ -108,5 +139,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   }
   return y;
 }
+
+}  // namespace
 
 }  // namespace y7::ops

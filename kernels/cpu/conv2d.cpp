@@ -22,6 +22,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/cpu/dnnl_util.h"
 #include "kernels/ops.h"
@@ -223,7 +224,44 @@ void conv_portable_into(const Tensor& x, const Tensor& w, const Tensor& b, const
 
 }  // namespace
 
+namespace {
+
+// Records the convolution's backward on y = conv(x, w) + b (no activation).
+void record_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor& y) {
+  Tensor sx = x, sw = w;
+  sx.set_autograd(nullptr);
+  sw.set_autograd(nullptr);
+  const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = b.defined() && b.requires_grad();
+  Conv2dParams q = p;
+  q.act = Act::None;
+  record_fn("Conv2dBackward", {&x, &w, &b}, y, [sx, sw, gx, gw, gb, q](const std::vector<Tensor>& g) {
+    Conv2dGrads r = conv2d_backward(g[0], sx, sw, gx, gw, gb, q);
+    return std::vector<Tensor>{r.dx, r.dw, r.db};
+  });
+}
+
+// conv2d with autograd: the convolution node, then the activation as its own node.
+template <typename Fwd>
+Tensor conv2d_grad(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor* out,
+                   const char* op, Fwd fwd) {
+  Y7_CHECK(!out, op, ": out= is not supported when recording autograd");
+  Conv2dParams q = p;
+  q.act = Act::None;
+  Tensor y;
+  {
+    NoGradGuard ng;
+    y = fwd(q);
+  }
+  record_conv(x, w, b, q, y);
+  return p.act == Act::None ? y : activation(y, p.act, p.alpha);
+}
+
+}  // namespace
+
 Tensor conv2d_portable(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor* out) {
+  if (any_requires_grad({&x, &w, &b}))
+    return conv2d_grad(x, w, b, p, out, "conv2d",
+                       [&](const Conv2dParams& q) { return conv2d_portable(x, w, b, q, nullptr); });
   const Geom g = check_conv(x, w, b, p, "conv2d");
   Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d", x);
   Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
@@ -470,8 +508,110 @@ std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<NoConvC
 
 #endif
 
+Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
+                            bool need_db, const Conv2dParams& p) {
+  const char* op = "conv2d_backward";
+  const Geom g = check_conv(x, w, Tensor(), p, op);
+  detail::check_rank(gy, 4, op, "gradient");
+  Y7_CHECK(gy.sizes() == Shape({g.N, g.Co, g.OH, g.OW}), op, ": gradient ", gy.str(), " does not match output [",
+           g.N, ",", g.Co, ",", g.OH, ",", g.OW, "]");
+  Conv2dGrads r;
+  Tensor gc = gy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
+  const float *pg = gc.data<float>(), *px = xc.data<float>(), *pw = wc.data<float>();
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, K2 = g.KH * g.KW;
+  // valid output-column range for kernel column kw: iw = ow*S - P + kw*D in [0, W)
+  auto ow_range = [&](int64_t off, int64_t lim, int64_t on, int64_t& lo, int64_t& hi) {
+    // off = kw*D - P; need 0 <= o*S + off < lim
+    lo = off >= 0 ? 0 : (-off + g.S - 1) / g.S;
+    hi = lim - 1 - off < 0 ? -1 : std::min(on - 1, (lim - 1 - off) / g.S);
+  };
+  if (need_dx) {
+    r.dx = Tensor::zeros(x.sizes());
+    float* pdx = r.dx.data<float>();
+    parallel_for(g.N * g.Ci, 1, [&](int64_t b0, int64_t e0) {
+      for (int64_t plane = b0; plane < e0; ++plane) {
+        const int64_t n = plane / g.Ci, ci = plane % g.Ci, grp = ci / g.Cig, cil = ci % g.Cig;
+        float* dxp = pdx + plane * HW;
+        for (int64_t co = grp * g.Cog; co < (grp + 1) * g.Cog; ++co) {
+          const float* gyp = pg + (n * g.Co + co) * OHW;
+          for (int64_t kh = 0; kh < g.KH; ++kh) {
+            int64_t oh0, oh1;
+            ow_range(kh * g.D - g.P, g.H, g.OH, oh0, oh1);
+            for (int64_t kw = 0; kw < g.KW; ++kw) {
+              const float wv = pw[((co * g.Cig + cil) * g.KH + kh) * g.KW + kw];
+              int64_t ow0, ow1;
+              ow_range(kw * g.D - g.P, g.W, g.OW, ow0, ow1);
+              for (int64_t oh = oh0; oh <= oh1; ++oh) {
+                float* drow = dxp + (oh * g.S + kh * g.D - g.P) * g.W + (kw * g.D - g.P);
+                const float* grow = gyp + oh * g.OW;
+                if (g.S == 1) {
+                  for (int64_t ow = ow0; ow <= ow1; ++ow) drow[ow] += wv * grow[ow];
+                } else {
+                  for (int64_t ow = ow0; ow <= ow1; ++ow) drow[ow * g.S] += wv * grow[ow];
+                }
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+  if (need_dw) {
+    r.dw = Tensor::empty(w.sizes());
+    float* pdw = r.dw.data<float>();
+    parallel_for(g.Co * g.Cig, 1, [&](int64_t b0, int64_t e0) {
+      for (int64_t oc = b0; oc < e0; ++oc) {
+        const int64_t co = oc / g.Cig, cil = oc % g.Cig, grp = co / g.Cog, ci = grp * g.Cig + cil;
+        for (int64_t kh = 0; kh < g.KH; ++kh) {
+          int64_t oh0, oh1;
+          ow_range(kh * g.D - g.P, g.H, g.OH, oh0, oh1);
+          for (int64_t kw = 0; kw < g.KW; ++kw) {
+            int64_t ow0, ow1;
+            ow_range(kw * g.D - g.P, g.W, g.OW, ow0, ow1);
+            double acc = 0;
+            for (int64_t n = 0; n < g.N; ++n) {
+              const float* gyp = pg + (n * g.Co + co) * OHW;
+              const float* xp = px + (n * g.Ci + ci) * HW;
+              for (int64_t oh = oh0; oh <= oh1; ++oh) {
+                const float* xrow = xp + (oh * g.S + kh * g.D - g.P) * g.W + (kw * g.D - g.P);
+                const float* grow = gyp + oh * g.OW;
+                float a = 0.f;
+                if (g.S == 1) {
+                  for (int64_t ow = ow0; ow <= ow1; ++ow) a += xrow[ow] * grow[ow];
+                } else {
+                  for (int64_t ow = ow0; ow <= ow1; ++ow) a += xrow[ow * g.S] * grow[ow];
+                }
+                acc += a;
+              }
+            }
+            pdw[oc * K2 + kh * g.KW + kw] = float(acc);
+          }
+        }
+      }
+    });
+  }
+  if (need_db) {
+    r.db = Tensor::empty({g.Co});
+    float* pdb = r.db.data<float>();
+    for (int64_t co = 0; co < g.Co; ++co) {
+      double acc = 0;
+      for (int64_t n = 0; n < g.N; ++n) {
+        const float* gyp = pg + (n * g.Co + co) * OHW;
+        float a = 0.f;
+        for (int64_t i = 0; i < OHW; ++i) a += gyp[i];
+        acc += a;
+      }
+      pdb[co] = float(acc);
+    }
+  }
+  return r;
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
               Tensor* out) {
+  if (any_requires_grad({&x, &w, &b}))
+    return conv2d_grad(x, w, b, p, out, "conv2d",
+                       [&](const Conv2dParams& q) { return conv2d(x, w, b, q, cache, nullptr); });
   const Geom g = check_conv(x, w, b, p, "conv2d");
   Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d", x);
   Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");

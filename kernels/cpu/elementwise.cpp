@@ -1,4 +1,5 @@
 // Binary elementwise ops (add, mul) with numpy broadcasting.
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -55,11 +56,64 @@ Tensor binary(const Tensor& a, const Tensor& b, const char* name, Op op) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "add", [](float x, float y) { return x + y; });
+  Tensor y = binary(a, b, "add", [](float x, float y) { return x + y; });
+  if (any_requires_grad({&a, &b})) {
+    Shape sa = a.sizes(), sb = b.sizes();
+    bool ga = a.requires_grad(), gb = b.requires_grad();
+    record_fn("AddBackward", {&a, &b}, y, [sa, sb, ga, gb](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{ga ? sum_to(g[0], sa) : Tensor(), gb ? sum_to(g[0], sb) : Tensor()};
+    });
+  }
+  return y;
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return binary(a, b, "mul", [](float x, float y) { return x * y; });
+  Tensor y = binary(a, b, "mul", [](float x, float y) { return x * y; });
+  if (any_requires_grad({&a, &b})) {
+    Tensor sa = a, sb = b;  // saved operands (without their autograd metadata: no cycles)
+    sa.set_autograd(nullptr);
+    sb.set_autograd(nullptr);
+    bool ga = a.requires_grad(), gb = b.requires_grad();
+    record_fn("MulBackward", {&a, &b}, y, [sa, sb, ga, gb](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{ga ? sum_to(mul(g[0], sb), sa.sizes()) : Tensor(),
+                                 gb ? sum_to(mul(g[0], sa), sb.sizes()) : Tensor()};
+    });
+  }
+  return y;
+}
+
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  detail::check_f32(g, "sum_to", "gradient");
+  if (g.sizes() == shape) return g;
+  const int64_t n = g.dim(), m = int64_t(shape.size());
+  Y7_CHECK(m <= n, "sum_to: cannot reduce ", g.str(), " to ", shape_str(shape));
+  Shape ts = contiguous_strides(shape), st(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t j = i - (n - m);
+    if (j < 0) continue;
+    Y7_CHECK(shape[j] == g.size(i) || shape[j] == 1, "sum_to: cannot reduce ", g.str(), " to ",
+             shape_str(shape));
+    if (shape[j] != 1) st[i] = ts[j];
+  }
+  Tensor gc = g.contiguous();
+  const float* pg = gc.data<float>();
+  std::vector<double> acc(size_t(shape_numel(shape)), 0.0);
+  std::vector<int64_t> idx(n, 0);
+  const int64_t total = gc.numel();
+  int64_t toff = 0;
+  for (int64_t e = 0; e < total; ++e) {
+    acc[toff] += pg[e];
+    for (int64_t d = n - 1; d >= 0; --d) {  // odometer step
+      toff += st[d];
+      if (++idx[d] < g.size(d)) break;
+      toff -= st[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+  Tensor r = Tensor::empty(shape);
+  float* pr = r.data<float>();
+  for (size_t i = 0; i < acc.size(); ++i) pr[i] = float(acc[i]);
+  return r;
 }
 
 }  // namespace y7::ops

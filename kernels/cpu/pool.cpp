@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
@@ -77,7 +78,8 @@ void max_pool_channels_last(const Tensor& x, const Tensor& y, int64_t k, int64_t
 
 }  // namespace
 
-Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out) {
+namespace {
+Tensor max_pool2d_impl(const Tensor& x, int kernel, int stride, int pad, Tensor* out) {
   const char* op = "max_pool2d";
   detail::check_rank(x, 4, op, "input");
   Y7_CHECK(kernel >= 1 && stride >= 1 && pad >= 0, op, ": bad kernel ", kernel, " / stride ", stride,
@@ -160,6 +162,65 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out)
     }
   });
   return y;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int kernel, int stride, int pad, Tensor* out) {
+  if (!any_requires_grad({&x})) return max_pool2d_impl(x, kernel, stride, pad, out);
+  Y7_CHECK(!out, "max_pool2d: out= is not supported when recording autograd");
+  Tensor y = max_pool2d_impl(x, kernel, stride, pad, nullptr);
+  Tensor sx = x;
+  sx.set_autograd(nullptr);
+  record_fn("MaxPool2dBackward", {&x}, y, [sx, kernel, stride, pad](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{max_pool2d_backward(g[0], sx, kernel, stride, pad)};
+  });
+  return y;
+}
+
+// Routes each output gradient to its window's maximum: the first one in row-major window order
+// (torch's CPU kernel keeps the first maximum; a NaN wins), padded cells never.
+Tensor max_pool2d_backward(const Tensor& gy, const Tensor& x, int kernel, int stride, int pad) {
+  const char* op = "max_pool2d_backward";
+  detail::check_rank(x, 4, op, "input");
+  detail::check_rank(gy, 4, op, "gradient");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Y7_CHECK(kernel >= 1 && stride >= 1 && pad >= 0 && H + 2 * pad >= kernel && W + 2 * pad >= kernel, op,
+           ": bad kernel ", kernel, " / stride ", stride, " / pad ", pad, " for ", x.str());
+  const int64_t OH = (H + 2 * pad - kernel) / stride + 1, OW = (W + 2 * pad - kernel) / stride + 1;
+  Y7_CHECK(gy.sizes() == Shape({N, C, OH, OW}), op, ": gradient ", gy.str(), " does not match the output");
+  Tensor xc = x.contiguous(), gc = gy.contiguous();
+  Tensor dx = Tensor::zeros(x.sizes());
+  const float *px = xc.data<float>(), *pg = gc.data<float>();
+  float* pd = dx.data<float>();
+  parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      const float* xp = px + pl * H * W;
+      const float* gp = pg + pl * OH * OW;
+      float* dp = pd + pl * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t h0 = oh * stride - pad, w0 = ow * stride - pad;
+          int64_t best = -1;
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t kh = 0; kh < kernel; ++kh) {
+            const int64_t ih = h0 + kh;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t kw = 0; kw < kernel; ++kw) {
+              const int64_t iw = w0 + kw;
+              if (iw < 0 || iw >= W) continue;
+              const float v = xp[ih * W + iw];
+              if (best < 0 || v > m || std::isnan(v)) {
+                m = v;
+                best = ih * W + iw;
+              }
+            }
+          }
+          if (best >= 0) dp[best] += gp[oh * OW + ow];
+        }
+    }
+  });
+  return dx;
 }
 
 }  // namespace y7::ops

@@ -4,12 +4,47 @@
 // channels-last).
 #include <algorithm>
 
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
 namespace y7::ops {
 
+namespace {
+Tensor reorg_impl(const Tensor& x);
+}
+
 Tensor reorg(const Tensor& x) {
+  Tensor y = reorg_impl(x);
+  if (any_requires_grad({&x}))
+    record_fn("ReorgBackward", {&x}, y,
+              [](const std::vector<Tensor>& g) { return std::vector<Tensor>{reorg_backward(g[0])}; });
+  return y;
+}
+
+// The inverse scatter: channel q*C + c of the gradient goes back to rows q % 2 :: 2, columns q / 2 :: 2.
+Tensor reorg_backward(const Tensor& gy) {
+  detail::check_rank(gy, 4, "reorg_backward", "gradient");
+  Y7_CHECK(gy.size(1) % 4 == 0, "reorg_backward: channels of ", gy.str(), " are not a multiple of 4");
+  const int64_t N = gy.size(0), C = gy.size(1) / 4, OH = gy.size(2), OW = gy.size(3), H = 2 * OH, W = 2 * OW;
+  Tensor gc = gy.contiguous();
+  Tensor dx = Tensor::empty({N, C, H, W});
+  const float* pg = gc.data<float>();
+  float* pd = dx.data<float>();
+  parallel_for(N * 4 * C, 1, [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const int64_t n = plane / (4 * C), oc = plane % (4 * C), q = oc / C, c = oc % C;
+      const float* g = pg + plane * OH * OW;
+      float* d = pd + (n * C + c) * H * W + (q % 2) * W + q / 2;
+      for (int64_t i = 0; i < OH; ++i)
+        for (int64_t j = 0; j < OW; ++j) d[2 * i * W + 2 * j] = g[i * OW + j];
+    }
+  });
+  return dx;
+}
+
+namespace {
+Tensor reorg_impl(const Tensor& x) {
   const char* op = "reorg";
   detail::check_rank(x, 4, op, "input");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -47,5 +82,7 @@ Tensor reorg(const Tensor& x) {
   });
   return y;
 }
+
+}  // namespace
 
 }  // namespace y7::ops

@@ -2,12 +2,51 @@
 // what torch's 'nearest' mode computes for an integer scale_factor.
 #include <algorithm>
 
+#include "core/autograd.h"
 #include "kernels/cpu/cpu_util.h"
 #include "kernels/ops.h"
 
 namespace y7::ops {
 
+namespace {
+Tensor upsample_impl(const Tensor& x, int scale, Tensor* out);
+}
+
 Tensor upsample_nearest2d(const Tensor& x, int scale, Tensor* out) {
+  if (!any_requires_grad({&x})) return upsample_impl(x, scale, out);
+  Y7_CHECK(!out, "upsample_nearest2d: out= is not supported when recording autograd");
+  Tensor y = upsample_impl(x, scale, nullptr);
+  record_fn("UpsampleNearest2dBackward", {&x}, y, [scale](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{upsample_nearest2d_backward(g[0], scale)};
+  });
+  return y;
+}
+
+// Each input cell receives the sum of its scale x scale output block.
+Tensor upsample_nearest2d_backward(const Tensor& gy, int scale) {
+  const char* op = "upsample_nearest2d_backward";
+  detail::check_rank(gy, 4, op, "gradient");
+  Y7_CHECK(scale >= 1 && gy.size(2) % scale == 0 && gy.size(3) % scale == 0, op, ": gradient ", gy.str(),
+           " is not a multiple of scale ", scale);
+  const int64_t N = gy.size(0), C = gy.size(1), OH = gy.size(2), OW = gy.size(3), s = scale;
+  const int64_t H = OH / s, W = OW / s;
+  Tensor gc = gy.contiguous();
+  Tensor dx = Tensor::zeros({N, C, H, W});
+  const float* pg = gc.data<float>();
+  float* pd = dx.data<float>();
+  parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const float* g = pg + (pl * OH + oh) * OW;
+        float* d = pd + (pl * H + oh / s) * W;
+        for (int64_t ow = 0; ow < OW; ++ow) d[ow / s] += g[ow];
+      }
+  });
+  return dx;
+}
+
+namespace {
+Tensor upsample_impl(const Tensor& x, int scale, Tensor* out) {
   const char* op = "upsample_nearest2d";
   detail::check_rank(x, 4, op, "input");
   Y7_CHECK(scale >= 1 && scale <= 64, op, ": scale must be in [1, 64], got ", scale);
@@ -53,5 +92,7 @@ Tensor upsample_nearest2d(const Tensor& x, int scale, Tensor* out) {
   });
   return y;
 }
+
+}  // namespace
 
 }  // namespace y7::ops
