@@ -13,8 +13,12 @@
 //  * warp_perspective: same 1/32-quantized bilinear remap, coordinates X = round(x' * 32 / w') per
 //    pixel as cv2.warpPerspective does; the 3x3 inverse is computed here by the adjugate in double
 //    (cv2 uses LU), so coordinates can differ in the last bit in rare cases.
-//  * HSV: cv2.cvtColor 8-bit BGR2HSV (integer tables, hue 0..179) and HSV2BGR (float sector
-//    formula, *255 and cvRound), LUTs exactly like upstream augment_hsv.
+//  * HSV: cv2.cvtColor 8-bit BGR2HSV (integer tables, hue 0..179) and HSV2BGR, LUTs exactly like
+//    upstream augment_hsv. OpenCV 4.x converts HSV2BGR 8-bit rows in blocks of 4 SIMD vectors
+//    (32 pixels with its AVX2 dispatch) with a truncating float formula and the remaining tail
+//    pixels of each row with its scalar formula (fmod sector, cvRound); the block formula uses two
+//    fused multiply-adds like OpenCV's AVX2 code. apply_hsv_gains does the
+//    same per row (kCvHsvBlock), so it matches cv2 on AVX2 machines pixel for pixel.
 // Randomness: Rng (std::mt19937_64), seeded per (seed, item index) by the dataset, so results do
 // not depend on thread scheduling. Draws follow upstream's order, not its values.
 #pragma once
@@ -63,7 +67,9 @@ Boxes xywhn_to_xyxy(const NBoxes& l, double w, double h, double padw = 0, double
 
 // ---- HSV (cv2 8-bit semantics, hue range 0..179)
 void rgb_to_hsv_u8(uint8_t r, uint8_t g, uint8_t b, uint8_t& h, uint8_t& s, uint8_t& v);
-void hsv_to_rgb_u8(uint8_t h, uint8_t s, uint8_t v, uint8_t& r, uint8_t& g, uint8_t& b);
+void hsv_to_rgb_u8(uint8_t h, uint8_t s, uint8_t v, uint8_t& r, uint8_t& g, uint8_t& b);  // scalar path
+void hsv_to_rgb_u8_block(uint8_t h, uint8_t s, uint8_t v, uint8_t& r, uint8_t& g, uint8_t& b);  // SIMD path
+inline constexpr int kCvHsvBlock = 32;  // pixels per SIMD block of cv2's HSV2BGR (AVX2: 4 x 8 lanes)
 // augment_hsv with fixed gains r = (rh, rs, rv) (upstream: uniform(-1,1)*gain + 1).
 void apply_hsv_gains(io::Image& img, double rh, double rs, double rv);
 void augment_hsv(io::Image& img, double hgain, double sgain, double vgain, Rng& rng);
@@ -93,6 +99,11 @@ struct PerspectiveResult {
 // by box_candidates and replaced by their transformed boxes.
 PerspectiveResult random_perspective(io::Image& img, Boxes& targets, const Hyp& hyp, Rng& rng, int border_h = 0,
                                      int border_w = 0);
+// The deterministic half of random_perspective: warps img (when M is not identity or a border is
+// given) to (img.w + 2*border_w, img.h + 2*border_h) and transforms + filters the boxes (s: the
+// scale draw, used by box_candidates).
+void apply_perspective(io::Image& img, Boxes& targets, const std::array<double, 9>& M, double s, bool perspective,
+                       int border_h, int border_w);
 // The matrix upstream builds, from explicit draws (for tests): M = T @ S @ R @ P @ C.
 std::array<double, 9> perspective_matrix(int img_w, int img_h, int out_w, int out_h, double px, double py, double a,
                                          double s, double shx, double shy, double tx, double ty);

@@ -147,6 +147,7 @@ Verified verify_image_label(const std::string& im_file, const std::string& lb_fi
     v.w = w, v.h = h;
     std::error_code ec;
     if (fs::is_regular_file(lb_file, ec)) {
+      v.label_found = true;
       std::vector<char> t = io::read_file(lb_file, size_t(1) << 28);
       v.labels = parse_labels(std::string(t.begin(), t.end()));
       v.label_state = v.labels.empty() ? 2 : 0;
@@ -335,6 +336,7 @@ void Dataset::scan(const std::vector<std::string>& sources) {
     c.hash = hash;
     for (size_t i = 0; i < imgs.size(); ++i) {
       Verified v = verify_image_label(imgs[i], lbls[i]);
+      if (v.label_found) ++c.st.found;
       if (!v.ok) {
         ++c.st.corrupt;
         if (opt_.verbose)
@@ -342,12 +344,8 @@ void Dataset::scan(const std::vector<std::string>& sources) {
                        imgs[i].c_str(), v.error.c_str());
         continue;
       }
-      if (v.label_state == 1) {
-        ++c.st.missing;
-      } else {
-        ++c.st.found;
-        if (v.label_state == 2) ++c.st.empty;
-      }
+      if (v.label_state == 1) ++c.st.missing;
+      if (v.label_state == 2) ++c.st.empty;
       c.files.push_back(imgs[i]);
       c.shapes.push_back({v.w, v.h});
       c.labels.push_back(std::move(v.labels));

@@ -76,6 +76,7 @@ struct Verified {
   int w = 0, h = 0;              // EXIF-corrected image size
   NBoxes labels;
   int label_state = 0;           // 0 found, 1 missing, 2 empty
+  bool label_found = false;      // label file exists (upstream counts it as found even when corrupt)
 };
 Verified verify_image_label(const std::string& img_file, const std::string& label_file);
 // Parses label text with upstream's rules; throws y7::Error with the reason.

@@ -280,7 +280,7 @@ inline double dmax_first(double a, double b) { return a > b ? 1.0 : a == b ? 0.5
 // bbox_iou(box1=pred xywh, box2=target xywh, CIoU=True, eps=1e-7). Returns CIoU; g_* receive
 // dCIoU/d(pred x, y, w, h) (alpha held constant, as upstream computes it under no_grad).
 double ciou_grad(double px, double py, double pw, double ph, double tx, double ty, double tw, double th,
-                 double* gp) {
+                 double* gp, double* alpha_io, bool alpha_in) {
   constexpr double eps = 1e-7;
   const double ax1 = px - pw / 2, ax2 = px + pw / 2, ay1 = py - ph / 2, ay2 = py + ph / 2;
   const double bx1 = tx - tw / 2, bx2 = tx + tw / 2, by1 = ty - th / 2, by2 = ty + th / 2;
@@ -298,7 +298,8 @@ double ciou_grad(double px, double py, double pw, double ph, double tx, double t
   const double r1 = w1 / (h1 + eps);
   const double da = std::atan(w2 / (h2 + eps)) - std::atan(r1);
   const double v = K * da * da;
-  const double alpha = v / (v - iou + (1 + eps));
+  const double alpha = alpha_in ? *alpha_io : v / (v - iou + (1 + eps));
+  if (alpha_io && !alpha_in) *alpha_io = alpha;
   const double ciou = iou - (rho2 / c2 + v * alpha);
   if (gp) {
     // Reverse mode, seed dCIoU = 1.
@@ -351,7 +352,8 @@ struct Accum {
 // One map's box/class/objectness terms (upstream's loop body), scaled by `w` (0.25 for aux maps).
 // `ota`: targets come from the target rows (scaled by the level's grid); else from the Cand box.
 void level_loss(const Map& m, const std::vector<Cand>& pos, const float* tg, bool ota, double w, double balance,
-                const LossConfig& cfg, double bs, Accum& acc, std::vector<float>& tobj) {
+                const LossConfig& cfg, double bs, Accum& acc, std::vector<float>& tobj, detail::Frozen* fz,
+                size_t& fi) {
   const Hyp& h = cfg.hyp;
   const Bce bce_cls{h.cls_pw, h.fl_gamma}, bce_obj{h.obj_pw, h.fl_gamma};
   const double cp = 1.0 - 0.5 * h.label_smoothing, cn = 0.5 * h.label_smoothing;
@@ -379,9 +381,18 @@ void level_loss(const Map& m, const std::vector<Cand>& pos, const float* tg, boo
       const double px = s0 * 2 - 0.5, py = s1 * 2 - 0.5;
       const double pw = (s2 * 2) * (s2 * 2) * double(c.aw), ph = (s3 * 2) * (s3 * 2) * double(c.ah);
       double gp[4];
-      const double ciou = ciou_grad(px, py, pw, ph, tx, ty, tw, th, m.g ? gp : nullptr);
+      double alpha = fz && fz->replay ? fz->alpha.at(fi) : 0.0;
+      const double ciou = ciou_grad(px, py, pw, ph, tx, ty, tw, th, m.g ? gp : nullptr, &alpha, fz && fz->replay);
       sbox += 1.0 - ciou;
-      tobj[size_t(cell)] = float((1.0 - cfg.gr) + cfg.gr * std::max(ciou, 0.0));
+      double to = (1.0 - cfg.gr) + cfg.gr * std::max(ciou, 0.0);
+      if (fz && fz->replay) {
+        to = fz->tobj.at(fi);
+      } else if (fz) {
+        fz->alpha.push_back(alpha);
+        fz->tobj.push_back(to);
+      }
+      ++fi;
+      tobj[size_t(cell)] = float(to);
       float* g = m.g ? m.g + cell * no : nullptr;
       if (g) {
         g[0] += float(gbox * gp[0] * 2 * s0 * (1 - s0));
@@ -430,7 +441,7 @@ LossConfig loss_config_for(const graph::DetectLayer& det, const Hyp& hyp, double
 }
 
 LossResult compute_loss(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h,
-                        const LossConfig& cfg, bool want_grads) {
+                        const LossConfig& cfg, bool want_grads, detail::Frozen* frozen) {
   // ---- validation
   Y7_CHECK(cfg.nc >= 1, "loss: nc must be >= 1, got ", cfg.nc);
   Y7_CHECK(cfg.anchors.defined() && cfg.anchors.dtype() == DType::F32 && cfg.anchors.dim() == 3 &&
@@ -519,13 +530,15 @@ LossResult compute_loss(const std::vector<Tensor>& raw, const Tensor& targets, i
   // ---- losses and gradients
   Accum acc;
   std::vector<float> tobj;
+  size_t fi = 0;
+  if (frozen && !frozen->replay) frozen->alpha.clear(), frozen->tobj.clear();
   for (int64_t i = 0; i < nl; ++i) {
-    level_loss(maps[i], pos[i], tg, ota, 1.0, bal[i], cfg, bs, acc, tobj);
+    level_loss(maps[i], pos[i], tg, ota, 1.0, bal[i], cfg, bs, acc, tobj, frozen, fi);
     res.num_positives.push_back(int64_t(pos[i].size()));
   }
   if (aux)
     for (int64_t i = 0; i < nl; ++i) {
-      level_loss(maps[nl + i], pos_aux[i], tg, true, 0.25, bal[i], cfg, bs, acc, tobj);
+      level_loss(maps[nl + i], pos_aux[i], tg, true, 0.25, bal[i], cfg, bs, acc, tobj, frozen, fi);
       res.num_positives.push_back(int64_t(pos_aux[i].size()));
     }
   res.lbox = acc.lbox * h.box;

@@ -60,8 +60,19 @@ struct LossResult {
   std::vector<int64_t> num_positives;
 };
 
+namespace detail {
+// Test hook for finite-difference checks: the quantities upstream detaches (CIoU's alpha and the
+// objectness target of each positive, in evaluation order). replay=false records them, replay=true
+// uses the recorded values instead of recomputing them.
+struct Frozen {
+  bool replay = false;
+  std::vector<double> alpha, tobj;
+};
+}  // namespace detail
+
 // img_h: height in pixels of the (letterboxed) network input; only OTA/AuxOTA use it (see above).
 LossResult compute_loss(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h,
-                        const LossConfig& cfg, bool want_grads);
+                        const LossConfig& cfg, bool want_grads,
+                        detail::Frozen* frozen = nullptr);
 
 }  // namespace y7::train

@@ -126,6 +126,10 @@ ShapeImage make_shape_image(int size, uint64_t seed) {
   return out;
 }
 
+uint64_t shape_image_seed(uint64_t seed, int split, int i) {
+  return Rng::mix(seed, uint64_t(split) * 10000000ull + uint64_t(i));
+}
+
 std::string shape_labels_text(const ShapeImage& im) {
   std::string s;
   const double W = im.img.w, H = im.img.h;
@@ -153,7 +157,7 @@ std::string write_shapes_dataset(const std::string& dir, const ShapesOptions& op
     fs::create_directories(root / "labels" / splits[sp], ec);
     Y7_CHECK(!ec, "shapes: cannot create ", (root / "labels" / splits[sp]).string(), ": ", ec.message());
     for (int i = 0; i < counts[sp]; ++i) {
-      ShapeImage im = make_shape_image(opt.size, Rng::mix(opt.seed, uint64_t(sp) * 10000000ull + uint64_t(i)));
+      ShapeImage im = make_shape_image(opt.size, shape_image_seed(opt.seed, sp, i));
       char name[32];
       std::snprintf(name, sizeof name, "%05d", i);
       io::save_image((root / "images" / splits[sp] / (std::string(name) + ".png")).string(), im.img);

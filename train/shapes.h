@@ -32,6 +32,8 @@ struct ShapeImage {
 
 // One image of size x size for a seed.
 ShapeImage make_shape_image(int size, uint64_t seed);
+// The seed write_shapes_dataset uses for image i of split (0 train, 1 val).
+uint64_t shape_image_seed(uint64_t seed, int split, int i);
 // The YOLO label text for an image (cls cx cy w h, 6 decimals).
 std::string shape_labels_text(const ShapeImage& im);
 
