@@ -42,7 +42,7 @@ struct Case {
   YAML::Node meta;
   std::vector<Tensor> raw;
   std::vector<Tensor> cells;  // int64 flat cell indices per map
-  Tensor targets;
+  Tensor targets, crowd;
   int64_t img_h = 0;
 };
 
@@ -51,6 +51,7 @@ Case load_case(const std::string& name) {
   const std::string d = loss_dir(name);
   c.meta = YAML::LoadFile(d + "/meta.json");
   c.targets = io::read_npy(d + "/targets.npy");
+  c.crowd = io::read_npy(d + "/targets_crowd.npy");
   c.img_h = c.meta["input_shape"][2].as<int64_t>();
   const auto levels = c.meta["levels"];
   for (size_t i = 0; i < levels.size(); ++i) {
@@ -99,6 +100,7 @@ LossConfig config_for(const Case& c, const YAML::Node& variant) {
 Tensor targets_for(const Case& c, const std::string& mode) {
   if (mode == "none") return Tensor::zeros({0, 6});
   if (mode == "all") return c.targets;
+  if (mode == "crowd") return c.crowd;
   std::vector<float> rows;
   const float* t = c.targets.data<float>();
   for (int64_t k = 0; k < c.targets.size(0); ++k)
@@ -133,8 +135,9 @@ std::pair<double, double> check_variant(const std::string& name, const Case& c, 
     Tensor gr = io::read_npy(d + "/" + vn + "_grad_rows" + std::to_string(i) + ".npy");
     float* p = gref.data<float>();
     for (int64_t k = 0; k < go.numel(); ++k) p[k * no + 4] = go.data<float>()[k];
-    const int64_t* ci = c.cells[i].data<int64_t>();
-    for (int64_t k = 0; k < c.cells[i].numel(); ++k)
+    Tensor gc = io::read_npy(d + "/" + vn + "_grad_cells" + std::to_string(i) + ".npy");
+    const int64_t* ci = gc.data<int64_t>();
+    for (int64_t k = 0; k < gc.numel(); ++k)
       for (int64_t j = 0; j < no; ++j) p[ci[k] * no + j] = gr.data<float>()[k * no + j];
     const float* q = r.grads[i].data<float>();
     for (int64_t k = 0; k < gref.numel(); ++k) {

@@ -14,8 +14,9 @@ Compaction: the loss reads the objectness channel of every cell, but the box/cla
 the candidate cells of find_3_positive / find_5_positive (the plain loss's build_targets uses the same
 cells as find_3_positive). So we store, per level i:
   obj<i>.npy    float32 [B,na,H,W]  the raw objectness channel
-  cells<i>.npy  int64   [k]         flat indices into [B,na,H,W] of the candidate cells (of the level's
-                                    lead index i % nl, union of the 3- and 5-positive candidates)
+  cells<i>.npy  int64   [k]         flat indices into [B,na,H,W] of the candidate cells (lead maps: the
+                                    union of the 3- and 5-positive candidates; aux maps: the
+                                    5-positive ones of the lead level i - nl)
   rows<i>.npy   float32 [k,no]      the full raw vectors at those cells
 The raw maps rebuilt from these (zeros elsewhere) give exactly the same losses as the full maps; the
 references below are computed on the rebuilt maps, and the script prints the agreement with the
@@ -24,8 +25,10 @@ shared loss.npy / loss_plain.npy (made on the full maps) as a check.
 Per variant v (a loss class and hyp/gr/targets overrides, see VARIANTS):
   <v>_loss.npy          float32 [4] upstream's second return value (lbox, lobj, lcls, total)
   <v>_grad_obj<i>.npy   float32 [B,na,H,W] d(first return value = total*bs)/d(raw obj channel)
-  <v>_grad_rows<i>.npy  float32 [k,no]     the same gradient at the stored cells, all channels
-(the gradient is zero at every other entry; the script asserts that).
+  <v>_grad_cells<i>.npy int64   [m]        flat cell indices where a box/class channel's gradient is
+                                           non-zero (the positives; a subset of cells<i>)
+  <v>_grad_rows<i>.npy  float32 [m,no]     the gradient there, all channels
+(every other entry of the gradient is zero).
 meta.json: nc, na, nl, strides, anchors (grid units, Detect's `anchors` buffer), image shape, level
 shapes, base hyp (already scaled as train.py scales it), and each variant's settings.
 
@@ -56,6 +59,8 @@ VARIANTS = {
         ("ota_fl", "ota", {"fl_gamma": 1.5}, 1.0, "all"),
         ("plain_fl", "plain", {"fl_gamma": 2.0, "label_smoothing": 0.05, "obj_pw": 1.2}, 0.5, "all"),
         ("ota_img1", "ota", {}, 1.0, "img1"),
+        ("ota_crowd", "ota", {}, 1.0, "crowd"),
+        ("plain_crowd", "plain", {}, 1.0, "crowd"),
         ("empty", "plain", {}, 1.0, "none"),
     ],
     "yolov7": [
@@ -65,11 +70,35 @@ VARIANTS = {
     "yolov7-w6": [
         ("aux", "aux", {}, 1.0, "all"),
         ("aux_fl", "aux", {"fl_gamma": 1.5, "label_smoothing": 0.1}, 0.8, "all"),
+        ("aux_crowd", "aux", {}, 1.0, "crowd"),
     ],
     "yolov7-e6e": [
         ("aux", "aux", {}, 1.0, "all"),
     ],
 }
+
+
+def crowd_targets(targets, nc):
+    """The fixture targets plus a crowd: exact duplicates, several boxes around one cell, boxes at
+    the borders (clamped cells), boxes too small/large for some anchors (anchor_t filter)."""
+    gen = torch.Generator().manual_seed(11)
+    rows = [r.tolist() for r in targets]
+    rows += [r.tolist() for r in targets[:3]]  # exact duplicates
+    for b in (0, 1):
+        cx, cy = 0.37, 0.52
+        for k in range(6):  # a cluster of overlapping boxes
+            w, h = (torch.rand(2, generator=gen) * 0.3 + 0.05).tolist()
+            rows.append([b, int(torch.randint(0, nc, (1,), generator=gen)), cx + 0.01 * k, cy - 0.008 * k, w, h])
+        rows.append([b, 3, 0.004, 0.5, 0.008, 0.3])    # left border
+        rows.append([b, 4, 0.998, 0.996, 0.004, 0.008])  # bottom-right corner, tiny
+        rows.append([b, 5, 0.5, 0.5, 1.0, 1.0])        # whole image
+        rows.append([b, 6, 0.25, 0.75, 0.5, 0.5])      # on cell boundaries
+        for _ in range(8):
+            w, h = (torch.rand(2, generator=gen) * 0.6 + 0.01).tolist()
+            cx = float(torch.rand(1, generator=gen) * (1 - w) + w / 2)
+            cy = float(torch.rand(1, generator=gen) * (1 - h) + h / 2)
+            rows.append([b, int(torch.randint(0, nc, (1,), generator=gen)), cx, cy, w, h])
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 def np_save(path, t):
@@ -103,14 +132,19 @@ def main():
             full = [p.detach().clone() for p in mt(x)]
         # candidate cells per lead level
         helper = ComputeLossAuxOTA(mt) if aux else ComputeLossOTA(mt)
-        ind3, _ = helper.find_3_positive(full[:nl], targets)
-        ind5 = ComputeLossAuxOTA.find_5_positive(helper, full[:nl], targets)[0]
+        crowd = crowd_targets(targets, nc)
+        # the crowd includes the fixture targets; only models with a crowd variant need its cells
+        cand_t = crowd if any(v[4] == "crowd" for v in variants) else targets
+        ind3 = helper.find_3_positive(full[:nl], cand_t)[0]
+        ind5 = ComputeLossAuxOTA.find_5_positive(helper, full[:nl], cand_t)[0]
         masked, cells = [], []
         for i, p in enumerate(full):
             B, A, H, W, _ = p.shape
             li = i % nl
             flat = []
-            for (b, a, gj, gi) in (ind3[li], ind5[li]):
+            # lead maps: read at the 3-positive (lead assignment, plain loss) and 5-positive (aux
+            # assignment) candidates; aux maps only at the 5-positive ones
+            for (b, a, gj, gi) in ((ind3[li], ind5[li]) if i < nl else (ind5[li],)):
                 flat.append(((b * A + a) * H + gj) * W + gi)
             c = torch.unique(torch.cat(flat)) if flat else torch.zeros(0, dtype=torch.int64)
             m = torch.zeros_like(p)
@@ -126,6 +160,7 @@ def main():
             np_save(os.path.join(od, f"cells{i}.npy"), c.to(torch.int64))
             np_save(os.path.join(od, f"rows{i}.npy"), m.view(-1, no)[c].contiguous())
         np_save(os.path.join(od, "targets.npy"), targets)
+        np_save(os.path.join(od, "targets_crowd.npy"), crowd)
         vmeta = []
         for (vname, kind, over, gr, tmode) in variants:
             hyp = copy.deepcopy(meta["hyp"])
@@ -133,6 +168,8 @@ def main():
             mt.hyp, mt.gr = hyp, gr
             if tmode == "all":
                 tg = targets.clone()
+            elif tmode == "crowd":
+                tg = crowd.clone()
             elif tmode == "img1":
                 tg = targets[targets[:, 0] == 1].clone()
             else:
@@ -149,11 +186,12 @@ def main():
                 g = lv.grad if lv.grad is not None else torch.zeros_like(lv)
                 gv = g.view(-1, no)
                 rest = gv.clone()
-                rest[c] = 0
                 rest[:, 4] = 0
-                assert float(rest.abs().max()) == 0.0, (name, vname, i)
+                gc = torch.nonzero(rest.abs().amax(1) > 0).flatten()
+                assert bool(torch.isin(gc, c).all()), (name, vname, i)
                 np_save(os.path.join(od, f"{vname}_grad_obj{i}.npy"), g[..., 4].contiguous())
-                np_save(os.path.join(od, f"{vname}_grad_rows{i}.npy"), gv[c].contiguous())
+                np_save(os.path.join(od, f"{vname}_grad_cells{i}.npy"), gc.to(torch.int64))
+                np_save(os.path.join(od, f"{vname}_grad_rows{i}.npy"), gv[gc].contiguous())
             vmeta.append({"name": vname, "loss": kind, "hyp": hyp, "gr": gr, "targets": tmode,
                           "backward_loss": float(loss)})
             # checks against the shared fixtures (made on the full maps)
