@@ -206,3 +206,90 @@ TEST(Augment, BadInputsThrow) {
   EXPECT_THROW(mixup(img, g, 0.5), Error);
   EXPECT_THROW(Hyp::from_yaml("/nonexistent/hyp.yaml"), Error);
 }
+
+TEST(Augment, MosaicsMatchUpstreamForScriptedDraws) {
+  std::vector<Tile> tiles;
+  for (int k = 0; k < 5; ++k) {
+    Tile t;
+    t.img = npy_image("mosaic_tile" + std::to_string(k) + "_bgr.npy");
+    std::vector<double> l = npy_f64("mosaic_tile" + std::to_string(k) + "_labels.npy");
+    for (size_t i = 0; i + 4 < l.size(); i += 5)
+      t.labels.push_back({float(l[i]), float(l[i + 1]), float(l[i + 2]), float(l[i + 3]), float(l[i + 4])});
+    tiles.push_back(t);
+  }
+  TileLoader load = [&](size_t i) { return tiles.at(i); };
+  Hyp hyp;
+  hyp.perspective = 0;
+  for (const char* name : {"mosaic4", "mosaic9"}) {
+    Rng rng(0);
+    rng.script(npy_f64(std::string(name) + "_draws.npy"));
+    io::Image out;
+    Boxes boxes;
+    if (std::string(name) == "mosaic4")
+      load_mosaic(load, 0, tiles.size(), 32, hyp, rng, out, boxes);
+    else
+      load_mosaic9(load, 0, tiles.size(), 32, hyp, rng, out, boxes);
+    EXPECT_EQ(count_diff(out, npy_image(std::string(name) + "_out_bgr.npy")), 0) << name;
+    std::vector<double> ref = npy_f64(std::string(name) + "_out_labels.npy");
+    ASSERT_EQ(boxes.size() * 5, ref.size()) << name;
+    double maxerr = 0;
+    for (size_t i = 0; i < boxes.size(); ++i)
+      for (int k = 0; k < 5; ++k) maxerr = std::max(maxerr, std::abs(double(boxes[i][k]) - ref[i * 5 + k]));
+    EXPECT_LE(maxerr, 1e-5) << name;
+  }
+}
+
+TEST(Augment, MosaicLabelsCoverTheirTiles) {
+  // tiles: black with one white filled box each, labelled exactly; random mosaics must keep every
+  // surviving white region inside some label box
+  std::vector<Tile> tiles;
+  for (int k = 0; k < 4; ++k) {
+    const int w = 40 + 7 * k, h = 50 - 5 * k;
+    Tile t;
+    t.img = io::Image(w, h, 3, 0);
+    const int x0 = 5 + k, y0 = 8, x1 = w - 9, y1 = h - 6 - k;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) std::fill_n(t.img.at(x, y), 3, 255);
+    t.labels.push_back({float(k), (x0 + x1) / 2.f / w, (y0 + y1) / 2.f / h, float(x1 - x0) / w, float(y1 - y0) / h});
+    tiles.push_back(t);
+  }
+  TileLoader load = [&](size_t i) { return tiles.at(i); };
+  Hyp hyp;
+  hyp.degrees = 10, hyp.scale = 0.5, hyp.translate = 0.1;
+  int checked = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    Rng rng(seed);
+    io::Image out;
+    Boxes boxes;
+    if (seed % 3 == 2)
+      load_mosaic9(load, seed % 4, 4, 64, hyp, rng, out, boxes);
+    else
+      load_mosaic(load, seed % 4, 4, 64, hyp, rng, out, boxes);
+    ASSERT_EQ(out.w, 64);
+    ASSERT_EQ(out.h, 64);
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 64; ++x) {
+        if (out.at(x, y)[0] < 250) continue;
+        bool inside = false;
+        for (const auto& b : boxes) inside |= x + 0.5 >= b[1] - 1 && x + 0.5 <= b[3] + 1 && y + 0.5 >= b[2] - 1 && y + 0.5 <= b[4] + 1;
+        // a tiny sliver of a box can be dropped by box_candidates (area < 10% or < 2 px)
+        if (!inside) {
+          int near = 0;
+          for (int dy = -2; dy <= 2; ++dy)
+            for (int dx = -2; dx <= 2; ++dx) {
+              int xx = x + dx, yy = y + dy;
+              near += xx >= 0 && yy >= 0 && xx < 64 && yy < 64 && out.at(xx, yy)[0] >= 250;
+            }
+          EXPECT_LT(near, 25) << "seed " << seed << " pixel " << x << "," << y << " outside every label";
+        }
+        ++checked;
+      }
+    for (const auto& b : boxes) {
+      EXPECT_GE(b[1], 0);
+      EXPECT_LE(b[3], 64);
+      EXPECT_GT(b[3] - b[1], 2);
+      EXPECT_GT(b[4] - b[2], 2);
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}

@@ -49,10 +49,12 @@ uint64_t Rng::mix(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 double Rng::uniform(double a, double b) {
+  if (pos_ < script_.size()) return script_[pos_++];
   double u = double(g_() >> 11) * (1.0 / 9007199254740992.0);  // 53 bits in [0, 1)
   return a + (b - a) * u;
 }
 int Rng::randint(int a, int b) {
+  if (pos_ < script_.size()) return int(script_[pos_++]);
   if (b <= a) return a;
   uint64_t span = uint64_t(int64_t(b) - a) + 1;
   return int(int64_t(a) + int64_t(g_() % span));  // span is tiny vs 2^64: bias negligible

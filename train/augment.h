@@ -51,9 +51,14 @@ class Rng {
   int randint(int a, int b);                     // inclusive, like random.randint
   double beta(double a, double b);               // Beta(a, b) via two gammas
   std::mt19937_64& engine() { return g_; }
+  // Test hook: uniform() / randint() return these values in order (as drawn, ignoring their
+  // bounds) until they run out; lets tests replay upstream's draws exactly.
+  void script(std::vector<double> values) { script_ = std::move(values), pos_ = 0; }
 
  private:
   std::mt19937_64 g_;
+  std::vector<double> script_;
+  size_t pos_ = 0;
 };
 
 // One label row in pixels: class, x1, y1, x2, y2.

@@ -72,6 +72,37 @@ np.save(f'{out}/rp_draws.npy', np.array(draws))
 np.save(f'{out}/rp_out_bgr.npy', im2)
 np.save(f'{out}/rp_out_targets.npy', np.asarray(t2, dtype=np.float32))
 
+# ---- upstream load_mosaic / load_mosaic9 with scripted draws on cached tiles (img_size 32)
+class Fake:
+    pass
+fk = Fake()
+fk.img_size = 32
+fk.mosaic_border = [-16, -16]
+fk.hyp = {'copy_paste': 0.0, 'degrees': 10, 'translate': 0.1, 'scale': 0.5, 'shear': 5, 'perspective': 0.0}
+tile_sizes = [(32, 20), (25, 32), (32, 32), (18, 30), (30, 11)]  # (w, h)
+fk.imgs, fk.img_hw0, fk.img_hw, fk.labels, fk.segments = [], [], [], [], []
+for k, (w, h) in enumerate(tile_sizes):
+    im = rs.randint(0, 256, (h, w, 3)).astype(np.uint8)
+    fk.imgs.append(im); fk.img_hw0.append((h, w)); fk.img_hw.append((h, w))
+    fk.labels.append(np.array([[k, 0.5, 0.5, 0.6, 0.5], [1, 0.3, 0.7, 0.4, 0.3]], dtype=np.float32))
+    fk.segments.append([])
+    np.save(f'{out}/mosaic_tile{k}_bgr.npy', im)
+    np.save(f'{out}/mosaic_tile{k}_labels.npy', fk.labels[-1])
+fk.indices = range(len(tile_sizes))
+persp = [0.0, 0.0, 4.0, 1.1, 0.0, 0.0, 0.52, 0.47]
+for name, fn, pre, idx in (('mosaic4', D.load_mosaic, [37.4, 21.9], [2, 4, 1]),
+                           ('mosaic9', D.load_mosaic9, [], [1, 2, 3, 4, 0, 2, 1, 3])):
+    seq = (pre + persp) if name == 'mosaic4' else ([13.7, 5.2] + persp)
+    it = iter(seq)
+    ou, oc = random.uniform, random.choices
+    random.uniform = lambda a, b: next(it)
+    random.choices = lambda pop, k: list(idx)
+    im, lab = fn(fk, 0)
+    random.uniform, random.choices = ou, oc
+    np.save(f'{out}/{name}_draws.npy', np.array(idx + seq if name == 'mosaic9' else seq[:2] + idx + seq[2:], dtype=np.float64))
+    np.save(f'{out}/{name}_out_bgr.npy', im)
+    np.save(f'{out}/{name}_out_labels.npy', np.asarray(lab, dtype=np.float32).reshape(-1, 5))
+
 # ---- a small data set with upstream's label rules, rect shapes and letterboxed items
 setdir = os.path.join(out, 'set')
 shutil.rmtree(setdir, ignore_errors=True)
