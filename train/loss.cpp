@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "graph/modules.h"
 
 namespace y7::train {
@@ -256,9 +257,10 @@ std::vector<std::vector<Cand>> ota_assign(const std::vector<Map>& lead, const fl
 struct Bce {
   double pw, gamma;
   void eval(double x, double t, double& l, double& d) const {
-    const double sp = std::max(-x, 0.0) + std::log1p(std::exp(-std::fabs(x)));  // softplus(-x)
+    const double e = std::exp(-std::fabs(x));
+    const double sp = std::max(-x, 0.0) + std::log1p(e);  // softplus(-x)
     const double lw = 1.0 + (pw - 1.0) * t;
-    const double p = sigmoidd(x);
+    const double p = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     l = (1.0 - t) * x + lw * sp;
     d = (1.0 - t) - lw * (1.0 - p);
     if (gamma > 0) {  // FocalLoss (alpha 0.25)
@@ -413,15 +415,29 @@ void level_loss(const Map& m, const std::vector<Cand>& pos, const float* tg, boo
     acc.lbox += w * sbox / double(n);
     if (nc > 1) acc.lcls += w * scls / double(n * nc);
   }
+  // Objectness over every cell: fixed chunks summed in order, so the result does not depend on the
+  // number of threads.
   const int64_t N = m.cells();
   const double gobj = w * balance * h.obj * bs / double(N);
+  constexpr int64_t kChunk = 8192;
+  const int64_t nchunks = (N + kChunk - 1) / kChunk;
+  std::vector<double> part(size_t(nchunks), 0.0);
+  const float* tob = tobj.data();
+  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      double sum = 0;
+      const int64_t k1 = std::min(N, (c + 1) * kChunk);
+      for (int64_t k = c * kChunk; k < k1; ++k) {
+        double l, d;
+        bce_obj.eval(m.p[k * no + 4], tob[k], l, d);
+        sum += l;
+        if (m.g) m.g[k * no + 4] += float(gobj * d);
+      }
+      part[size_t(c)] = sum;
+    }
+  });
   double sobj = 0;
-  for (int64_t k = 0; k < N; ++k) {
-    double l, d;
-    bce_obj.eval(m.p[k * no + 4], tobj[size_t(k)], l, d);
-    sobj += l;
-    if (m.g) m.g[k * no + 4] += float(gobj * d);
-  }
+  for (double v : part) sobj += v;
   acc.lobj += w * balance * sobj / double(N);
 }
 
