@@ -5,6 +5,7 @@
 #include <functional>
 #include <set>
 
+#include "core/autograd.h"
 #include "graph/modules.h"
 #include "io/checkpoint.h"
 
@@ -101,6 +102,7 @@ const Model::Plan& Model::plan_for(const Shape& in) {
 }
 
 Model::Output Model::forward(const Tensor& x) {
+  NoGradGuard no_grad;  // inference: parameters may require grad in train mode; record nothing
   Y7_CHECK(x.defined() && x.dtype() == DType::F32, "model input must be a float32 tensor, got ",
            x.defined() ? x.str() : "undefined");
   Y7_CHECK(x.dim() == 4 && x.size(1) == ch_, "model input must be [B,", ch_, ",H,W], got ", shape_str(x.sizes()));
@@ -158,6 +160,55 @@ Model::Output Model::forward(const Tensor& x) {
   return o;
 }
 
+void Model::train(bool on) {
+  Y7_CHECK(!on || !fused_, "a fused model cannot be trained (load the unfused checkpoint)");
+  training_ = on;
+  if (on)
+    for (auto& r : collect(layers_))
+      if (!r.buffer && !r.t->requires_grad()) r.t->set_requires_grad(true);
+}
+
+std::vector<Tensor> Model::forward_train(const Tensor& x) {
+  Y7_CHECK(training_, "forward_train: the model is not in training mode (call train())");
+  Y7_CHECK(x.defined() && x.dtype() == DType::F32, "model input must be a float32 tensor, got ",
+           x.defined() ? x.str() : "undefined");
+  Y7_CHECK(x.dim() == 4 && x.size(1) == ch_, "model input must be [B,", ch_, ",H,W], got ", shape_str(x.sizes()));
+  Y7_CHECK(x.size(0) > 0 && x.size(2) > 0 && x.size(3) > 0, "model input is empty: ", shape_str(x.sizes()));
+  infer_shapes(x.sizes(), true);  // shape errors as one-line messages before any work
+  int L = int(layers_.size());
+  std::vector<Tensor> outs(L);
+  auto input = [&](int p) -> const Tensor& { return p < 0 ? x : outs[p]; };
+  for (int i = 0; i < L - 1; ++i) {
+    std::vector<Tensor> ins;
+    for (int p : inputs_[i]) ins.push_back(input(p));
+    try {
+      outs[i] = layers_[i]->forward_train(ins);
+    } catch (const Error& e) {
+      fail("layer ", i, " (", layers_[i]->type, "): ", e.what());
+    }
+  }
+  auto* det = static_cast<DetectLayer*>(layers_.back().get());
+  std::vector<Tensor> ins;
+  for (int p : inputs_[L - 1]) ins.push_back(input(p));
+  return det->forward_train_heads(ins);
+}
+
+std::vector<std::pair<std::string, Tensor*>> Model::named_parameters() {
+  std::vector<std::pair<std::string, Tensor*>> v;
+  for (auto& r : collect(layers_))
+    if (!r.buffer) v.push_back({r.name, r.t});
+  return v;
+}
+
+void Model::zero_grad() {
+  for (auto& r : collect(layers_))
+    if (r.t->autograd()) r.t->autograd()->grad = Tensor();
+}
+
+void Model::reset_caches() {
+  for (auto& l : layers_) l->reset_caches();
+}
+
 void Model::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict) {
   std::vector<ParamRef> refs = collect(layers_);
   std::set<std::string> known;
@@ -192,6 +243,7 @@ void Model::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict
       for (int64_t k = 0; k < fresh.numel(); ++k)
         Y7_CHECK(std::isfinite(p[k]), "non-finite value in ", r.name);
     }
+    if (training_ && !r.buffer) fresh.set_requires_grad(true);
     *r.t = fresh;
   }
   for (auto& l : layers_) l->reset_caches();

@@ -45,7 +45,23 @@ class Model {
     Tensor pred;              // [B, N, 5+nc] decoded predictions
     std::vector<Tensor> raw;  // per lead level [B, na, H, W, 5+nc], before sigmoid
   };
-  Output forward(const Tensor& x);  // eval-mode inference (x: [B,3,H,W] float32)
+  Output forward(const Tensor& x);  // eval-mode inference (x: [B,3,H,W] float32), without autograd
+
+  // Training mode (upstream model.train()): train(true) makes every parameter (not the buffers)
+  // a leaf that requires grad; forward_train then runs BatchNorm on batch statistics (updating
+  // running_mean/var with momentum 0.03 and num_batches_tracked) and returns the raw per-level
+  // head maps [B,na,H,W,no] that upstream's Detect returns in training mode (lead levels, then
+  // IAuxDetect's aux levels), connected to the autograd graph (y7::backward). forward() stays
+  // the eval path whatever the mode. A fused model cannot be trained.
+  void train(bool on = true);
+  bool training() const { return training_; }
+  std::vector<Tensor> forward_train(const Tensor& x);
+  // Parameters (no buffers) by state_dict name; the pointers stay valid for the model's life
+  // (until load_state_dict/fuse replace the tensors). grad() of each is its accumulated gradient.
+  std::vector<std::pair<std::string, Tensor*>> named_parameters();
+  void zero_grad();
+  // Drops cached oneDNN weights after the parameters were changed in place (optimizer steps).
+  void reset_caches();
   // Run the activations channels-last (NHWC memory, NCHW sizes), the layout the oneDNN
   // convolutions compute in; false keeps plain NCHW (results agree to float rounding).
   bool channels_last = true;
@@ -84,6 +100,7 @@ class Model {
   int ch_ = 3;
   std::vector<float> stride_;
   bool fused_ = false;
+  bool training_ = false;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<bool> save_;
   std::vector<int> save_list_;

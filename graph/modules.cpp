@@ -131,6 +131,12 @@ Tensor BatchNorm::forward(const Tensor& x) const {
   return ops::batch_norm_eval(x, mean, var, weight, bias, kBnEps);
 }
 
+Tensor BatchNorm::forward_train(const Tensor& x) {
+  Tensor y = ops::batch_norm_train(x, weight, bias, mean, var, kBnMomentum, kBnEps);
+  if (nbt.defined() && nbt.dtype() == DType::I64 && nbt.numel() == 1) nbt.data<int64_t>()[0] += 1;
+  return y;
+}
+
 void BatchNorm::scale_shift(std::vector<float>& scale, std::vector<float>& shift) const {
   int64_t c = weight.numel();
   scale.resize(c);
@@ -181,6 +187,14 @@ Tensor ConvUnit::forward(const Tensor& x, Tensor* out) {
   y = bn.forward(y);
   if (act != ops::Act::None) ops::activation_(y, act, alpha);
   return place(y, out);
+}
+
+Tensor ConvUnit::forward_train(const Tensor& x) {
+  ops::Conv2dParams cp;
+  cp.stride = s, cp.pad = p, cp.dilation = d, cp.groups = g;
+  Tensor y = ops::conv2d(x, weight, bias, cp, nullptr);
+  if (has_bn) y = bn.forward_train(y);
+  return act == ops::Act::None ? y : ops::activation(y, act, alpha);
 }
 
 void ConvUnit::fuse_bn() {
@@ -234,6 +248,11 @@ Tensor ConvLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   return cv.forward(in[0], out);
 }
 
+Tensor ConvLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "Conv");
+  return cv.forward_train(in[0]);
+}
+
 void ConvLayer::init_weights(uint64_t seed) {
   Rng rng(seed);
   init_conv(cv, rng);
@@ -281,6 +300,14 @@ Tensor RepConvLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   if (has_identity) y = ops::add(y, identity.forward(in[0]));
   if (act.act != ops::Act::None) ops::activation_(y, act.act, act.alpha);
   return place(y, out);
+}
+
+Tensor RepConvLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "RepConv");
+  Y7_CHECK(!deploy, "RepConv: a re-parameterized (fused/deploy) RepConv cannot be trained");
+  Tensor y = ops::add(dense.forward_train(in[0]), one.forward_train(in[0]));
+  if (has_identity) y = ops::add(y, identity.forward_train(in[0]));
+  return act.act == ops::Act::None ? y : ops::activation(y, act.act, act.alpha);
 }
 
 void RepConvLayer::fuse() {
@@ -430,6 +457,11 @@ Tensor ReOrgLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   return place(y, out);
 }
 
+Tensor ReOrgLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "ReOrg");
+  return ops::reorg(in[0]);
+}
+
 Shape ReOrgLayer::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in.at(0);
   Y7_CHECK(x.size() == 4, "ReOrg input must be 4-D, got ", shape_str(x));
@@ -473,6 +505,12 @@ Tensor DownCLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   cv3.forward(ops::max_pool2d(in[0], k, k, 0), &s1);
   if (out && !out->defined()) *out = buf;
   return buf;
+}
+
+Tensor DownCLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "DownC");
+  return ops::concat({cv2.forward_train(cv1.forward_train(in[0])),
+                      cv3.forward_train(ops::max_pool2d(in[0], k, k, 0))}, 1);
 }
 
 void DownCLayer::params(const std::string& prefix, std::vector<ParamRef>& out) {
@@ -556,6 +594,17 @@ Tensor SPPCSPCLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   return cv[6].forward(cat2, out);
 }
 
+Tensor SPPCSPCLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "SPPCSPC");
+  const Tensor& x = in[0];
+  Tensor x1 = cv[3].forward_train(cv[2].forward_train(cv[0].forward_train(x)));
+  std::vector<Tensor> parts{x1};
+  for (int k : ks) parts.push_back(ops::max_pool2d(x1, k, 1, k / 2));
+  Tensor y1 = cv[5].forward_train(cv[4].forward_train(ops::concat(parts, 1)));
+  Tensor y2 = cv[1].forward_train(x);
+  return cv[6].forward_train(ops::concat({y1, y2}, 1));
+}
+
 void SPPCSPCLayer::params(const std::string& prefix, std::vector<ParamRef>& out) {
   for (auto& c : cv) c.params(prefix, out);
 }
@@ -617,6 +666,11 @@ Tensor Conv2dLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   return cv.forward(in[0], out);
 }
 
+Tensor Conv2dLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "Conv2d");
+  return cv.forward_train(in[0]);
+}
+
 void Conv2dLayer::init_weights(uint64_t seed) {
   Rng rng(seed);
   init_conv(cv, rng);
@@ -627,7 +681,18 @@ Tensor BatchNormLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   return place(bn.forward(in[0]), out);
 }
 
+Tensor BatchNormLayer::forward_train(const std::vector<Tensor>& in) {
+  check_input(in, 1, "BatchNorm2d");
+  return bn.forward_train(in[0]);
+}
+
 // ---------------------------------------------------------------- Sequential
+
+Tensor SequentialLayer::forward_train(const std::vector<Tensor>& in) {
+  Tensor x = in.at(0);
+  for (auto& it : items) x = it->forward_train({x});
+  return x;
+}
 
 Tensor SequentialLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
   Tensor x = in.at(0);
@@ -771,6 +836,31 @@ Tensor DetectLayer::detect(const std::vector<Tensor>& lead, std::vector<Tensor>&
     preds[i] = ops::detect_decode(r, na, no, stride[i], agi, &raw[i]);
   }
   return nl == 1 ? preds[0] : ops::concat(preds, 1);
+}
+
+std::vector<Tensor> DetectLayer::forward_train_heads(const std::vector<Tensor>& in) {
+  const int nin = kind == Aux ? 2 * nl : nl;
+  Y7_CHECK(int(in.size()) == nin, "Detect: expected ", nin, " inputs, got ", in.size());
+  Y7_CHECK(!fused, "Detect: a fused head cannot be trained");
+  // x(bs,na*no,ny,nx) -> view(bs,na,no,ny,nx).permute(0,1,3,4,2).contiguous()
+  auto to_map = [&](const Tensor& r) {
+    Tensor v = ops::reshape(r, {r.size(0), na, no, r.size(2), r.size(3)});
+    return ops::contiguous(ops::permute(v, {0, 1, 3, 4, 2}));
+  };
+  std::vector<Tensor> out;
+  for (int i = 0; i < nl; ++i) {
+    Tensor r;
+    if (kind != Plain) {
+      r = m[i].forward_train(ops::add(ia[i], in[i]));
+      r = ops::mul(im[i], r);
+    } else {
+      r = m[i].forward_train(in[i]);
+    }
+    out.push_back(to_map(r));
+  }
+  if (kind == Aux)
+    for (int i = 0; i < nl; ++i) out.push_back(to_map(m2[i].forward_train(in[nl + i])));
+  return out;
 }
 
 Tensor DetectLayer::forward(const std::vector<Tensor>& in, Tensor* out) {

@@ -14,6 +14,8 @@ namespace y7::graph {
 
 // BatchNorm2d eps: upstream's initialize_weights() sets 1e-3 on every BatchNorm2d.
 inline constexpr double kBnEps = 1e-3;
+// BatchNorm2d momentum in training: upstream's initialize_weights() sets 0.03.
+inline constexpr double kBnMomentum = 0.03;
 
 // A named parameter or buffer (points into the owning module).
 struct ParamRef {
@@ -35,6 +37,9 @@ struct BatchNorm {
   void init(int c);
   void params(const std::string& prefix, std::vector<ParamRef>& out);
   Tensor forward(const Tensor& x) const;
+  // Training mode: batch statistics, running stats and num_batches_tracked updated; recorded
+  // for autograd when weight/bias/x require grad.
+  Tensor forward_train(const Tensor& x);
   // Per-channel scale gamma/sqrt(var+eps) and shift beta - gamma*mean/sqrt(var+eps), in float32.
   void scale_shift(std::vector<float>& scale, std::vector<float>& shift) const;
 };
@@ -55,6 +60,8 @@ struct ConvUnit {
   void init(int c1, int c2, int k, int s, int p, int g, bool bias, bool bn);
   void params(const std::string& prefix, std::vector<ParamRef>& out);
   Tensor forward(const Tensor& x, Tensor* out = nullptr);
+  // Training-mode forward (BatchNorm on batch statistics), connected to the autograd graph.
+  Tensor forward_train(const Tensor& x);
   void fuse_bn();
   Shape out_shape(const Shape& in) const;
   double macs(const Shape& in) const;  // multiply-accumulates of the convolution
@@ -75,6 +82,10 @@ class Layer {
   // Eval-mode forward. When `out` is given, the result is written into *out (possibly a strided
   // channel slice of a concat buffer) and *out is returned.
   virtual Tensor forward(const std::vector<Tensor>& in, Tensor* out) = 0;
+  // Training-mode forward: fresh results only (no `out` slices), BatchNorm on batch statistics
+  // (running stats updated), every op recorded for autograd. The default runs the eval forward,
+  // which is right for layers without BatchNorm whose forward is plain autograd-aware ops.
+  virtual Tensor forward_train(const std::vector<Tensor>& in) { return forward(in, nullptr); }
   virtual Shape out_shape(const std::vector<Shape>& in) const = 0;
   virtual void params(const std::string& prefix, std::vector<ParamRef>& out) {}
   virtual void fuse() {}
@@ -102,6 +113,7 @@ class ConvLayer : public Layer {  // models.common.Conv
   ConvUnit cv;
   ConvLayer(int c1, int c2, int k, int s, int p, int g, ActSpec act);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return cv.out_shape(in.at(0)); }
   void params(const std::string& prefix, std::vector<ParamRef>& out) override { cv.params(prefix, out); }
   void fuse() override { cv.fuse_bn(); }
@@ -121,6 +133,7 @@ class RepConvLayer : public Layer {  // models.common.RepConv
   BatchNorm identity;             // rbr_identity
   RepConvLayer(int c1, int c2, int k, int s, int p, int g, ActSpec act, bool deploy);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;
   void fuse() override;
@@ -164,6 +177,7 @@ class ShortcutLayer : public Layer {  // models.common.Shortcut: x[0] + x[1]
 class ReOrgLayer : public Layer {  // models.common.ReOrg
  public:
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
 };
 
@@ -173,6 +187,7 @@ class DownCLayer : public Layer {  // models.common.DownC
   ConvUnit cv1, cv2, cv3;
   DownCLayer(int c1, int c2, int k);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;
   void fuse() override;
@@ -188,6 +203,7 @@ class SPPCSPCLayer : public Layer {  // models.common.SPPCSPC
   ConvUnit cv[7];
   SPPCSPCLayer(int c1, int c2, double e, std::vector<int> ks);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;
   void fuse() override;
@@ -213,6 +229,7 @@ class Conv2dLayer : public Layer {  // torch.nn.Conv2d as a cfg row
   ConvUnit cv;
   Conv2dLayer(int c1, int c2, int k, int s, int p, int d, int g, bool bias);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return cv.out_shape(in.at(0)); }
   void params(const std::string& prefix, std::vector<ParamRef>& out) override { cv.params(prefix, out); }
   void reset_caches() override { cv.reset_cache(); }
@@ -225,6 +242,7 @@ class BatchNormLayer : public Layer {  // torch.nn.BatchNorm2d as a cfg row
   BatchNorm bn;
   explicit BatchNormLayer(int c) { bn.init(c); }
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return in.at(0); }
   void params(const std::string& prefix, std::vector<ParamRef>& out) override { bn.params(prefix, out); }
 };
@@ -235,6 +253,7 @@ class SequentialLayer : public Layer {
   std::vector<std::unique_ptr<Layer>> items;
   bool shared_act = false;  // the copies share one activation module (an nn.X(...) cfg argument)
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
+  Tensor forward_train(const std::vector<Tensor>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;
   void fuse() override;
@@ -261,6 +280,10 @@ class DetectLayer : public Layer {
   DetectLayer(Kind kind, int nc, const std::vector<std::vector<float>>& anchors, const std::vector<int>& ch);
   // Runs the lead heads on their inputs: decoded predictions [B,N,no] and raw maps [B,na,H,W,no].
   Tensor detect(const std::vector<Tensor>& lead, std::vector<Tensor>& raw);
+  // Training-mode head (upstream's Detect/IDetect/IAuxDetect in training): the raw maps
+  // [B,na,H,W,no] of every level, lead levels then (IAuxDetect) the aux levels; `in` holds all
+  // of the layer's inputs (lead, then aux).
+  std::vector<Tensor> forward_train_heads(const std::vector<Tensor>& in);
   Tensor forward(const std::vector<Tensor>& in, Tensor* out) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void params(const std::string& prefix, std::vector<ParamRef>& out) override;
