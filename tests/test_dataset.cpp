@@ -396,3 +396,57 @@ TEST(DataCli, ShapesAndCheck) {
   r = test::run_cli("data frobnicate");
   EXPECT_EQ(r.code, 1);
 }
+
+TEST(Dataset, AugmentedItemsMatchUpstreamForScriptedDraws) {
+  // upstream __getitem__ (augment=True) with random.random / uniform / choices and
+  // np.random.uniform replaced by one scripted sequence, replayed here through Rng::script
+  std::string set = copy_set("dataset_aug");
+  DatasetOptions o;
+  o.img_size = 64, o.batch_size = 3, o.augment = true, o.verbose = false;
+  Hyp& h = o.hyp;
+  h.hsv_h = 0.015, h.hsv_s = 0.7, h.hsv_v = 0.4, h.degrees = 5, h.translate = 0.1, h.scale = 0.5, h.shear = 2;
+  h.perspective = 0, h.flipud = 0.5, h.fliplr = 0.5, h.mosaic = 1, h.mixup = 0.15, h.copy_paste = 0, h.paste_in = 0.15;
+  Dataset ds({set + "/images/train"}, o);
+  std::ifstream in(dpath("aug_ref.txt"));
+  std::string line;
+  int cases = 0;
+  std::string name;
+  Item it;
+  std::vector<std::array<double, 6>> ref;
+  auto check = [&]() {
+    if (name.empty()) return;
+    ++cases;
+    Tensor img = io::read_npy(dpath(name + "_rgb.npy"));
+    ASSERT_EQ(img.size(0), it.img.h) << name;
+    ASSERT_EQ(img.size(1), it.img.w) << name;
+    EXPECT_TRUE(std::equal(it.img.data.begin(), it.img.data.end(), img.data<uint8_t>())) << name;
+    ASSERT_EQ(it.labels.size(), ref.size()) << name;
+    double err = 0;
+    for (size_t k = 0; k < ref.size(); ++k)
+      for (int c = 1; c < 6; ++c) err = std::max(err, std::abs(it.labels[k][c] - ref[k][c]));
+    EXPECT_LE(err, 1e-6) << name;
+  };
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string k;
+    ls >> k;
+    if (k == "label") {
+      std::array<double, 6> l;
+      for (auto& v : l) ls >> v;
+      ref.push_back(l);
+      continue;
+    }
+    check();
+    name = k, ref.clear();
+    size_t index;
+    ls >> index;
+    std::vector<double> seq;
+    for (double v; ls >> v;) seq.push_back(v);
+    seq.pop_back();  // the label count
+    Rng rng(0);
+    rng.script(seq);
+    it = ds.get_with(index, rng);
+  }
+  check();
+  EXPECT_EQ(cases, 2);
+}

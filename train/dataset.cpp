@@ -412,8 +412,12 @@ io::Image Dataset::load_image(size_t index, int* h0, int* w0) const {
 }
 
 Item Dataset::get(size_t index, uint64_t seed) const {
-  Y7_CHECK(index < files_.size(), "dataset index ", index, " out of range (", files_.size(), " images)");
   Rng rng(Rng::mix(seed, index));
+  return get_with(index, rng);
+}
+
+Item Dataset::get_with(size_t index, Rng& rng) const {
+  Y7_CHECK(index < files_.size(), "dataset index ", index, " out of range (", files_.size(), " images)");
   const Hyp& hyp = opt_.hyp;
   Item it;
   it.path = files_[index];

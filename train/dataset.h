@@ -101,6 +101,8 @@ class Dataset {
   io::Image load_image(size_t index, int* h0 = nullptr, int* w0 = nullptr) const;
   // __getitem__. Deterministic for a given (index, seed); thread-safe.
   Item get(size_t index, uint64_t seed = 0) const;
+  // The same with a caller-provided generator (tests replay upstream's draws through Rng::script).
+  Item get_with(size_t index, Rng& rng) const;
 
  private:
   void scan(const std::vector<std::string>& sources);

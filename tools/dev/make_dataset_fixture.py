@@ -142,5 +142,32 @@ with open(f'{out}/set_ref.txt', 'w') as f:
                                                                   lab.shape[0]))
         for r in lab.numpy():
             f.write('label ' + ' '.join('%.9g' % v for v in r) + '\n')
+
+# ---- augmented __getitem__ (mosaic and plain paths) with one scripted draw sequence
+hyp = {'hsv_h': 0.015, 'hsv_s': 0.7, 'hsv_v': 0.4, 'degrees': 5.0, 'translate': 0.1, 'scale': 0.5, 'shear': 2.0,
+       'perspective': 0.0, 'flipud': 0.5, 'fliplr': 0.5, 'mosaic': 1.0, 'mixup': 0.15, 'copy_paste': 0.0,
+       'paste_in': 0.15}
+dsa = D.LoadImagesAndLabels(f'{tmp}/set/images/train', img_size=64, batch_size=3, augment=True, hyp=hyp, rect=False,
+                            stride=32)
+persp = [0.0, 0.0, 3.0, 0.9, 1.0, -1.5, 0.45, 0.55]
+seqs = {
+    'aug_mosaic': (1, [0.1, 0.5, 40.3, 70.2, 3, 0, 5, *persp, 0.9, -0.3, 0.5, 0.8, 0.9, 0.2, 0.3]),
+    'aug_plain': (6, [1.0, *persp, 0.6, -0.7, 0.1, 0.9, 0.7, 0.2]),
+}
+with open(f'{out}/aug_ref.txt', 'w') as f:
+    for name, (index, seq) in seqs.items():
+        it = iter(seq)
+        saved = random.random, random.uniform, random.choices, np.random.uniform
+        random.random = lambda: next(it)
+        random.uniform = lambda a, b: next(it)
+        random.choices = lambda pop, k: [int(next(it)) for _ in range(k)]
+        np.random.uniform = lambda a, b, n: np.array([next(it) for _ in range(n)])
+        img, lab, path, shapes = dsa[index]
+        random.random, random.uniform, random.choices, np.random.uniform = saved
+        assert next(it, None) is None, name
+        np.save(f'{out}/{name}_rgb.npy', img.numpy().transpose(1, 2, 0).copy())
+        f.write('%s %d %s %d\n' % (name, index, ' '.join(repr(float(v)) for v in seq), lab.shape[0]))
+        for r in lab.numpy():
+            f.write('label ' + ' '.join('%.9g' % v for v in r) + '\n')
 shutil.rmtree(tmp)
 print('wrote', out)
