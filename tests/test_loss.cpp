@@ -170,9 +170,14 @@ void check_model(const std::string& name) {
     const LossResult r = compute_loss(c.raw, c.targets, c.img_h, config_for(c, v), false);
     Tensor ref = io::read_npy(f);
     const double got[4] = {r.lbox, r.lobj, r.lcls, r.total};
-    for (int k = 0; k < 4; ++k)
+    double worst = 0;
+    for (int k = 0; k < 4; ++k) {
       EXPECT_NEAR(got[k], ref.data<float>()[k], std::max(1e-6, 1e-4 * std::fabs(ref.data<float>()[k])))
           << name << " shared " << vn << " item " << k;
+      worst = std::max(worst, rel_err(got[k], ref.data<float>()[k]));
+    }
+    std::printf("[loss] %-11s %-9s vs shared %s: max rel err %.2e\n", name.c_str(), vn.c_str(),
+                vn == "plain" ? "loss_plain.npy" : "loss.npy", worst);
   }
 #endif
 }
