@@ -448,5 +448,5 @@ TEST(Dataset, AugmentedItemsMatchUpstreamForScriptedDraws) {
     it = ds.get_with(index, rng);
   }
   check();
-  EXPECT_EQ(cases, 2);
+  EXPECT_EQ(cases, 3);
 }

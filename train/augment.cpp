@@ -60,6 +60,7 @@ int Rng::randint(int a, int b) {
   return int(int64_t(a) + int64_t(g_() % span));  // span is tiny vs 2^64: bias negligible
 }
 double Rng::beta(double a, double b) {
+  if (pos_ < script_.size()) return script_[pos_++];
   std::gamma_distribution<double> ga(a, 1.0), gb(b, 1.0);
   double x = ga(g_), y = gb(g_);
   return x / (x + y);

@@ -51,7 +51,7 @@ class Rng {
   int randint(int a, int b);                     // inclusive, like random.randint
   double beta(double a, double b);               // Beta(a, b) via two gammas
   std::mt19937_64& engine() { return g_; }
-  // Test hook: uniform() / randint() return these values in order (as drawn, ignoring their
+  // Test hook: uniform() / randint() / beta() return these values in order (as drawn, ignoring their
   // bounds) until they run out; lets tests replay upstream's draws exactly.
   void script(std::vector<double> values) { script_ = std::move(values), pos_ = 0; }
 

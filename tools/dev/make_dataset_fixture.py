@@ -152,18 +152,22 @@ dsa = D.LoadImagesAndLabels(f'{tmp}/set/images/train', img_size=64, batch_size=3
 persp = [0.0, 0.0, 3.0, 0.9, 1.0, -1.5, 0.45, 0.55]
 seqs = {
     'aug_mosaic': (1, [0.1, 0.5, 40.3, 70.2, 3, 0, 5, *persp, 0.9, -0.3, 0.5, 0.8, 0.9, 0.2, 0.3]),
+    'aug_mixup': (4, [0.1, 0.5, 30.0, 50.0, 1, 2, 6, *persp, 0.05, 0.9, 5, 0, 1, 2, 3, 4, 5, 6, 1, 20.0, 10.0,
+                      *persp, 0.37, 0.1, 0.2, -0.4, 0.9, 0.9, 0.9]),
     'aug_plain': (6, [1.0, *persp, 0.6, -0.7, 0.1, 0.9, 0.7, 0.2]),
 }
 with open(f'{out}/aug_ref.txt', 'w') as f:
     for name, (index, seq) in seqs.items():
         it = iter(seq)
-        saved = random.random, random.uniform, random.choices, np.random.uniform
+        saved = random.random, random.uniform, random.choices, np.random.uniform, random.randint, np.random.beta
         random.random = lambda: next(it)
+        random.randint = lambda a, b: int(next(it))
+        np.random.beta = lambda a, b: next(it)
         random.uniform = lambda a, b: next(it)
         random.choices = lambda pop, k: [int(next(it)) for _ in range(k)]
         np.random.uniform = lambda a, b, n: np.array([next(it) for _ in range(n)])
         img, lab, path, shapes = dsa[index]
-        random.random, random.uniform, random.choices, np.random.uniform = saved
+        random.random, random.uniform, random.choices, np.random.uniform, random.randint, np.random.beta = saved
         assert next(it, None) is None, name
         np.save(f'{out}/{name}_rgb.npy', img.numpy().transpose(1, 2, 0).copy())
         f.write('%s %d %s %d\n' % (name, index, ' '.join(repr(float(v)) for v in seq), lab.shape[0]))
