@@ -335,12 +335,23 @@ TEST(DataLoader, CollateWorkersAndShuffle) {
     for (int64_t r = 0; r < a[i].targets.size(0); ++r) {
       EXPECT_GE(t[r * 6], 0);
       EXPECT_LT(t[r * 6], float(a[i].imgs.size(0)));
-      if (r) EXPECT_GE(t[r * 6], t[(r - 1) * 6]);
+      if (r) {
+        EXPECT_GE(t[r * 6], t[(r - 1) * 6]);
+      }
     }
     EXPECT_GE(max_abs(a[i].imgs), 0.1);
     EXPECT_LE(max_abs(a[i].imgs), 1.0);
   }
   EXPECT_TRUE(epoch_differs);
+  {  // restarting and destroying mid-epoch joins the workers cleanly
+    auto p = make_train_loader({d + "/images/train"}, 64, 2, 32, hyp, 3, 7);
+    p.loader->start_epoch(0);
+    Batch b0;
+    ASSERT_TRUE(p.loader->next(b0));
+    p.loader->start_epoch(1);
+    ASSERT_TRUE(p.loader->next(b0));
+    EXPECT_EQ(b0.index, 0);
+  }
 
   // validation: rect batches at their batch shapes, letterboxed with pad 0.5, in order
   auto v = make_val_loader({d + "/images/val"}, 64, 2, 32, 2);
