@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "graph/modules.h"
 #include "io/npy.h"
 #include "train/hyp.h"
 #include "train/loss.h"
@@ -391,4 +392,33 @@ TEST(Hyp, BadInput) {
   expect_err(std::string(kTinyHyp) + "nested: {a: 1}\n");
   expect_err(std::string(kTinyHyp) + "label_smoothing: 2\n");
   EXPECT_THROW(load_hyp("/nonexistent/hyp.yaml"), Error);
+}
+
+// ---- configuration from a Detect layer
+
+TEST(Loss, ConfigFromDetectLayer) {
+  const Case c = load_case("yolov7-w6");
+  // yolov7-w6's cfg anchors (pixels); the layer divides them by the strides.
+  const std::vector<std::vector<float>> anchors = {{19, 27, 44, 40, 38, 94},
+                                                   {96, 68, 86, 152, 180, 137},
+                                                   {140, 301, 303, 264, 238, 542},
+                                                   {436, 615, 739, 380, 925, 792}};
+  graph::DetectLayer det(graph::DetectLayer::Aux, 80, anchors, {8, 8, 8, 8, 8, 8, 8, 8});
+  det.set_stride({8, 16, 32, 64});
+  const YAML::Node v = c.meta["variants"][0];
+  const LossConfig ref = config_for(c, v);
+  const LossConfig cfg = loss_config_for(det, hyp_from(v["hyp"]));
+  EXPECT_EQ(cfg.kind, LossKind::AuxOTA);
+  EXPECT_EQ(cfg.nc, 80);
+  EXPECT_EQ(cfg.stride, ref.stride);
+  EXPECT_EQ(max_abs_diff(cfg.anchors, ref.anchors), 0.0);
+  const LossResult a = compute_loss(c.raw, c.targets, c.img_h, cfg, false);
+  const LossResult b = compute_loss(c.raw, c.targets, c.img_h, ref, false);
+  EXPECT_EQ(a.total, b.total);
+  Hyp plain = cfg.hyp;
+  plain.set("loss_ota", 0);
+  graph::DetectLayer idet(graph::DetectLayer::Implicit, 80, anchors, {8, 8, 8, 8});
+  idet.set_stride({8, 16, 32, 64});
+  EXPECT_EQ(loss_config_for(idet, plain).kind, LossKind::Plain);
+  EXPECT_EQ(loss_config_for(idet, cfg.hyp).kind, LossKind::OTA);
 }
