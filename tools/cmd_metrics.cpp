@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "core/error.h"
 #include <cmath>
@@ -28,7 +29,8 @@ void check_finite(const float* v, int64_t n, const std::string& path) {
 }
 
 int64_t image_index(float v, const std::string& path) {
-  Y7_CHECK(v >= 0 && v < 1e9 && v == float(int64_t(v)), path, ": image index ", v, " is not a non-negative integer");
+  Y7_CHECK(v >= 0 && v < 2147483648.0f && v == float(int64_t(v)), path, ": image index ", v,
+           " is not a non-negative integer below 2^31");
   return int64_t(v);
 }
 
@@ -51,7 +53,7 @@ int run_metrics(const std::vector<std::string>& argv) {
   for (int64_t i = 0; i < D.size(0); ++i) {
     const float* r = d + i * 7;
     const int64_t img = image_index(r[0], dpath);
-    Y7_CHECK(r[6] >= 0 && r[6] == float(int64_t(r[6])), dpath, ": class ", r[6], " is not a non-negative integer");
+    Y7_CHECK(r[6] >= 0 && r[6] < 1e6f && r[6] == float(int64_t(r[6])), dpath, ": class ", r[6], " is not a non-negative integer");
     preds[img].push_back({r[1], r[2], r[3], r[4], r[5], r[6]});
     n_images = std::max(n_images, img + 1);
     max_cls = std::max(max_cls, int(r[6]));
@@ -72,12 +74,16 @@ int run_metrics(const std::vector<std::string>& argv) {
   }
   const int nc = a.has("nc") ? a.integer("nc", 0) : max_cls + 1;
   Y7_CHECK(nc > 0 || max_cls < 0, "metrics: --nc must be positive");
+  Y7_CHECK(nc <= 1000000, "metrics: --nc ", nc, " is too large");
   Y7_CHECK(max_cls < nc, "metrics: class ", max_cls, " is not below --nc ", nc);
 
   train::MetricStats stats;
   const std::vector<train::Detection> none_d;
   const std::vector<train::Label> none_l;
-  for (int64_t img = 0; img < n_images; ++img) {
+  std::set<int64_t> images;  // images with neither rows only count as seen
+  for (const auto& kv : preds) images.insert(kv.first);
+  for (const auto& kv : labels) images.insert(kv.first);
+  for (int64_t img : images) {
     auto pit = preds.find(img);
     auto lit = labels.find(img);
     std::vector<train::Detection> p = pit == preds.end() ? none_d : pit->second;
@@ -85,6 +91,7 @@ int run_metrics(const std::vector<std::string>& argv) {
     std::stable_sort(p.begin(), p.end(), [](const auto& x, const auto& y) { return x.conf > y.conf; });
     stats.add_image(p, lit == labels.end() ? none_l : lit->second);
   }
+  stats.seen = n_images;
   const bool v5 = a.flag("v5-metric");
   const auto method = a.flag("continuous") ? train::ApMethod::Continuous : train::ApMethod::Interp;
   const auto e = train::summarize(stats, std::max(nc, 1), v5, method);

@@ -255,6 +255,7 @@ ApPerClass ap_per_class(const MetricStats& s, bool v5_metric, ApMethod method) {
 }
 
 EvalResults summarize(const MetricStats& s, int nc, bool v5_metric, ApMethod method) {
+  Y7_CHECK(nc <= 1000000, "metrics: nc ", nc, " is too large");
   EvalResults e;
   e.seen = s.seen;
   e.nt = {0};
@@ -267,7 +268,7 @@ EvalResults summarize(const MetricStats& s, int nc, bool v5_metric, ApMethod met
     e.map = np_mean(e.per_class.ap_mean);
     e.nt.assign(size_t(std::max(nc, 0)), 0);
     for (double t : s.tcls) {
-      Y7_CHECK(t >= 0 && t < 1e9, "metrics: label class ", t, " is negative or out of range");
+      Y7_CHECK(t >= 0 && t < 1e6, "metrics: label class ", t, " is negative or out of range");
       const auto c = size_t(int64_t(t));
       if (c >= e.nt.size()) e.nt.resize(c + 1, 0);
       ++e.nt[c];
