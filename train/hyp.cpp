@@ -66,9 +66,9 @@ bool Hyp::has(const std::string& key) const {
 }
 
 double Hyp::get(const std::string& key) const {
+  if (const Field* f = find_field(key)) return this->*(f->ptr);  // the field is authoritative
   for (const auto& kv : values)
     if (kv.first == key) return kv.second;
-  if (const Field* f = find_field(key)) return this->*(f->ptr);
   fail("hyp: no key '", key, "'");
 }
 

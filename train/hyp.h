@@ -24,7 +24,8 @@ struct Hyp {
   // Every key read from the yaml (also unknown ones), in file order, with its numeric value.
   std::vector<std::pair<std::string, double>> values;
   bool has(const std::string& key) const;
-  double get(const std::string& key) const;  // throws if absent
+  // Known keys read the field (so direct field edits show), others the yaml value; throws if absent.
+  double get(const std::string& key) const;
   void set(const std::string& key, double v);  // known keys update the field too
 };
 
