@@ -61,6 +61,7 @@ struct Exporter {
     m->state->get("_buffers")->set(k, py::tensor(t));
   }
 
+  // inplace as upstream leaves it: initialize_weights() sets True on LeakyReLU/ReLU/Hardswish.
   PyRef act(ops::Act a, float alpha) {
     using A = ops::Act;
     const std::string act_mod = "torch.nn.modules.activation";
@@ -70,11 +71,11 @@ struct Exporter {
       case A::LeakyReLU: {
         auto m = module(act_mod, "LeakyReLU");
         attr(m, "negative_slope", py::real(nice(alpha)));
-        attr(m, "inplace", py::boolean(false));
+        attr(m, "inplace", py::boolean(true));
         return m;
       }
-      case A::ReLU: { auto m = module(act_mod, "ReLU"); attr(m, "inplace", py::boolean(false)); return m; }
-      case A::Hardswish: { auto m = module(act_mod, "Hardswish"); attr(m, "inplace", py::boolean(false)); return m; }
+      case A::ReLU: { auto m = module(act_mod, "ReLU"); attr(m, "inplace", py::boolean(true)); return m; }
+      case A::Hardswish: { auto m = module(act_mod, "Hardswish"); attr(m, "inplace", py::boolean(true)); return m; }
       case A::Hardsigmoid: { auto m = module(act_mod, "Hardsigmoid"); attr(m, "inplace", py::boolean(false)); return m; }
       case A::Sigmoid: return module(act_mod, "Sigmoid");
     }
@@ -354,6 +355,7 @@ PyRef export_model(const Model& model, const ExportOptions& opt) {
   auto root = ex.module("models.yolo", "Model");
   Exporter::child(root, "model", seq);
   Exporter::attr(root, "traced", py::boolean(false));
+  if (!opt.yaml_file.empty()) Exporter::attr(root, "yaml_file", py::str(opt.yaml_file));
   Exporter::attr(root, "yaml", yaml_to_py(model.yaml()));
   std::vector<int64_t> save(model.save_list().begin(), model.save_list().end());
   Exporter::attr(root, "save", py::ints(save, false));

@@ -28,6 +28,7 @@ struct ExportOptions {
   DType dtype = DType::F16;    // floating parameters and buffers (upstream saves .half())
   bool training = false;       // every module's `training` flag
   bool requires_grad = false;  // parameters' requires_grad (strip_optimizer sets False)
+  std::string yaml_file;       // Model.yaml_file (set when upstream built the model from a cfg file)
   // Extra Model attributes appended after `stride` (train.py sets nc, hyp, gr, class_weights).
   std::vector<std::pair<std::string, io::PyRef>> model_attrs;
 };

@@ -42,12 +42,13 @@ void write_archive(Sink& add, const Py& root, const std::string& archive) {
 }
 
 PyRef model_tree(const graph::Model& m, bool half, bool training, bool requires_grad,
-                 const std::vector<std::pair<std::string, PyRef>>& attrs = {}) {
+                 const std::vector<std::pair<std::string, PyRef>>& attrs = {}, const std::string& yaml_file = "") {
   graph::ExportOptions o;
   o.dtype = half ? DType::F16 : DType::F32;
   o.training = training;
   o.requires_grad = requires_grad;
   o.model_attrs = attrs;
+  o.yaml_file = yaml_file;
   return graph::export_model(m, o);
 }
 
@@ -103,8 +104,8 @@ PyRef training_checkpoint_tree(const TrainingCheckpoint& c) {
   ck->set("epoch", py::integer(c.epoch));
   ck->set("best_fitness", c.best_fitness ? py::numpy_f64(*c.best_fitness) : py::none());
   ck->set("training_results", py::str(c.training_results));
-  ck->set("model", model_tree(*c.model, c.half, true, true, c.model_attrs));
-  ck->set("ema", c.ema ? model_tree(*c.ema, c.half, false, false, c.model_attrs) : py::none());
+  ck->set("model", model_tree(*c.model, c.half, true, true, c.model_attrs, c.yaml_file));
+  ck->set("ema", c.ema ? model_tree(*c.ema, c.half, false, false, c.model_attrs, c.yaml_file) : py::none());
   ck->set("updates", c.updates ? py::integer(*c.updates) : py::none());
   ck->set("optimizer", c.optimizer ? c.optimizer : py::none());
   ck->set("wandb_id", c.wandb_id ? c.wandb_id : py::none());

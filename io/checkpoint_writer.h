@@ -37,6 +37,7 @@ struct TrainingCheckpoint {
   PyRef optimizer;                     // optimizer.state_dict() tree (None when null)
   PyRef wandb_id;                      // None when null
   bool half = true;
+  std::string yaml_file;  // Model.yaml_file (empty: not written)
   // Extra Model attributes (train.py sets nc, hyp, gr, class_weights on the model).
   std::vector<std::pair<std::string, PyRef>> model_attrs;
 };

@@ -55,9 +55,12 @@ int run_convert(const std::vector<std::string>& argv) {
     if (const io::PickleValue* o = ck.root->get("optimizer"); o && !o->is_none()) t.optimizer = io::py::from_pickle(*o);
     if (const io::PickleValue* w = ck.root->get("wandb_id"); w && !w->is_none()) t.wandb_id = io::py::from_pickle(*w);
     // train.py's extra Model attributes
-    if (const io::PickleValue* m = ck.root->get("model"))
+    if (const io::PickleValue* m = ck.root->get("model")) {
+      if (const io::PickleValue* y = m->get("yaml_file"); y && y->kind == io::PickleValue::Kind::String)
+        t.yaml_file = y->str;
       for (const char* k : {"nc", "hyp", "gr", "class_weights"})
         if (const io::PickleValue* v = m->get(k)) t.model_attrs.emplace_back(k, io::py::from_pickle(*v));
+    }
   }
   io::save_training_checkpoint(out, t);
   std::printf("wrote %s (training checkpoint, epoch %lld, %s)\n", out.c_str(), (long long)t.epoch, half ? "fp16" : "fp32");

@@ -11,7 +11,7 @@ Also round-trips the full training checkpoint (convert --full) and checks every 
 Optionally (--save-fixture DIR) stores our yolov7-tiny checkpoint's torch predictions for the C++
 test. Run:  /usr/bin/python3 tools/dev/check_checkpoint.py --yolo7 build-ckpt/yolo7
 """
-import argparse, os, subprocess, sys, tempfile
+import argparse, os, subprocess, sys, tempfile, zipfile
 
 import numpy as np
 import torch
@@ -38,6 +38,29 @@ def sd_diff(a, b):
             return '%s: %s%s vs %s%s' % (k, sa[k].dtype, tuple(sa[k].shape), sb[k].dtype, tuple(sb[k].shape))
         worst = max(worst, (sa[k].double() - sb[k].double()).abs().max().item() if sa[k].numel() else 0)
     return worst
+
+
+def attr_diff(ours, theirs):
+    """Modules pairwise (same order): class and __dict__ keys/values (tensors and containers by type)."""
+    diffs = []
+    mo, mt = list(ours.modules()), list(theirs.modules())
+    if len(mo) != len(mt):
+        return ['module count %d vs %d' % (len(mo), len(mt))]
+    for a, b in zip(mo, mt):
+        if type(a) is not type(b):
+            diffs.append('%s vs %s' % (type(a).__name__, type(b).__name__))
+            continue
+        if list(a.__dict__) != list(b.__dict__):
+            diffs.append('%s keys %s' % (type(a).__name__, set(a.__dict__) ^ set(b.__dict__) or 'order'))
+        for k, v in b.__dict__.items():
+            u = a.__dict__.get(k)
+            if isinstance(v, (torch.Tensor, dict, list, set)) or k in ('yaml',):
+                if k in ('f', 'save', 'names', 'yaml') and u != v:
+                    diffs.append('%s.%s' % (type(a).__name__, k))
+                continue
+            if u != v:
+                diffs.append('%s.%s=%r vs %r' % (type(a).__name__, k, u, v))
+    return sorted(set(diffs))
 
 
 def main():
@@ -67,6 +90,11 @@ def main():
                 d = sd_diff(ck['model'], orig['model'])
                 msg += ' state_dict vs upstream: %s;' % d
                 ok &= d == 0.0
+                ad = attr_diff(ck['model'], orig['model'])
+                msg += ' module attrs vs upstream: %s;' % (ad or 'identical')
+                zt = zipfile.ZipFile(out).testzip()
+                msg += ' zip CRCs %s;' % ('ok' if zt is None else 'BAD ' + zt)
+                ok &= zt is None
             with torch.no_grad():
                 m = quiet(attempt_load, out, 'cpu')
                 pred = m(x)[0]
@@ -112,6 +140,8 @@ def main():
     with torch.no_grad():
         pa, pb = quiet(attempt_load, out, 'cpu')(x)[0], quiet(attempt_load, src, 'cpu')(x)[0]
     dp = (pa - pb).abs().max().item()
+    print('training ckpt module attrs vs upstream: model %s, ema %s' % (attr_diff(a['model'], b['model']) or 'identical',
+                                                                      attr_diff(a['ema'], b['ema']) or 'identical'))
     print('training ckpt: keys %s fields %s best_fitness %s model sd %s ema sd %s modes(train,ema,rg,ema_rg) %s '
           'optimizer state %s param_groups %s model attrs %s attempt_load max|d| %.3g' %
           (same_keys, fields, bf, dm, de, modes, st_ok, pg_ok, extra, dp))
