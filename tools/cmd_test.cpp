@@ -33,7 +33,8 @@ int run_test_cmd(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", -1}, {"data", 1}, {"batch-size", 1}, {"img-size", 1}, {"conf-thres", 1},
                      {"iou-thres", 1}, {"task", 1}, {"device", 1}, {"single-cls", 0}, {"augment", 0},
                      {"verbose", 0}, {"save-txt", 0}, {"save-hybrid", 0}, {"save-conf", 0}, {"save-json", 0},
-                     {"project", 1}, {"name", 1}, {"exist-ok", 0}, {"no-trace", 0}, {"v5-metric", 0}});
+                     {"project", 1}, {"name", 1}, {"exist-ok", 0}, {"no-trace", 0}, {"v5-metric", 0},
+                     {"save-npy", 0}, {"workers", 1}});
   Y7_CHECK(a.has("weights"), "test: give --weights model.pt");
   const auto weights = a.list("weights");
   Y7_CHECK(weights.size() == 1, "test: ensembles (several --weights) are not supported yet");
@@ -57,6 +58,9 @@ int run_test_cmd(const std::vector<std::string>& argv) {
   o.save_txt = a.flag("save-txt") || o.save_hybrid;
   o.save_conf = a.flag("save-conf");
   o.v5_metric = a.flag("v5-metric");
+  o.save_npy = a.flag("save-npy");
+  o.workers = a.integer("workers", 2);
+  Y7_CHECK(o.workers >= 0 && o.workers <= 64, "test: bad --workers ", o.workers);
   const std::string& d = o.data;
   o.save_json = a.flag("save-json") || (d.size() >= 9 && d.compare(d.size() - 9, 9, "coco.yaml") == 0);
   if (o.task == "speed") o.conf_thres = 0.25, o.iou_thres = 0.45, o.save_json = false;

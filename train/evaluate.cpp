@@ -20,6 +20,7 @@
 #include "io/data_yaml.h"
 #include "io/file_util.h"
 #include "io/letterbox.h"
+#include "io/npy.h"
 #include "train/dataloader.h"
 #include "kernels/nms.h"
 
@@ -91,6 +92,7 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
   size_t jcount = 0;
 
   MetricStats stats;
+  std::vector<float> npy_d, npy_l;  // --save-npy rows
   ops::NmsParams nms;
   nms.conf_thres = opt.conf_thres;
   nms.iou_thres = opt.iou_thres;
@@ -200,6 +202,9 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
         }
       }
       stats.add_image(dets, labels);
+      const float img_idx = float(stats.seen - 1);
+      for (const auto& d : dets) npy_d.insert(npy_d.end(), {img_idx, d.x1, d.y1, d.x2, d.y2, d.conf, d.cls});
+      for (const auto& l : labels) npy_l.insert(npy_l.end(), {img_idx, l.cls, l.x1, l.y1, l.x2, l.y2});
     }
   }
   res.metrics = summarize(stats, nc, opt.v5_metric);
@@ -228,6 +233,10 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
     if (!opt.quiet)
       std::printf("\nEvaluating pycocotools mAP... saving %s...\npycocotools is not available: predictions saved only\n",
                   res.json_path.c_str());
+  }
+  if (opt.save_npy && write) {
+    io::write_npy((save_dir / "detections.npy").string(), Tensor::from_vector(npy_d, {int64_t(npy_d.size() / 7), 7}));
+    io::write_npy((save_dir / "labels.npy").string(), Tensor::from_vector(npy_l, {int64_t(npy_l.size() / 6), 6}));
   }
   res.labels_saved = int(txt_written.size());
   return res;

@@ -25,6 +25,7 @@ struct TestOptions {
   double conf_thres = 0.001, iou_thres = 0.65;
   bool single_cls = false, verbose = false, save_txt = false, save_hybrid = false, save_conf = false,
        save_json = false, v5_metric = false;
+  bool save_npy = false;       // write detections.npy / labels.npy (the `yolo7 metrics` inputs)
   int workers = 2;             // loader threads
   std::string save_dir;        // run folder (created by the caller); empty: write nothing
   bool quiet = false;          // no printing

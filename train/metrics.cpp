@@ -186,13 +186,131 @@ ApCurve compute_ap(const std::vector<double>& recall, const std::vector<double>&
   return c;
 }
 
+// numpy 1.24's argsort(kind='quicksort') for float32 (npysort/quicksort.cpp aquicksort_: introsort
+// with median-of-3 partitions, insertion sort below 16 elements, heapsort past the depth limit;
+// NaNs last). Not stable: equal keys come out in this algorithm's order, which we reproduce.
+namespace {
+
+inline bool f_less(float a, float b) { return a < b || (b != b && a == a); }
+
+void aheapsort(const float* v, int64_t* tosort, int64_t n) {
+  int64_t* a = tosort - 1;  // 1-based heap
+  int64_t i, j, l, tmp;
+  for (l = n >> 1; l > 0; --l) {
+    tmp = a[l];
+    for (i = l, j = l << 1; j <= n;) {
+      if (j < n && f_less(v[a[j]], v[a[j + 1]])) j += 1;
+      if (f_less(v[tmp], v[a[j]])) {
+        a[i] = a[j];
+        i = j;
+        j += j;
+      } else {
+        break;
+      }
+    }
+    a[i] = tmp;
+  }
+  for (; n > 1;) {
+    tmp = a[n];
+    a[n] = a[1];
+    n -= 1;
+    for (i = 1, j = 2; j <= n;) {
+      if (j < n && f_less(v[a[j]], v[a[j + 1]])) j++;
+      if (f_less(v[tmp], v[a[j]])) {
+        a[i] = a[j];
+        i = j;
+        j += j;
+      } else {
+        break;
+      }
+    }
+    a[i] = tmp;
+  }
+}
+
+int msb(uint64_t n) {
+  int d = 0;
+  while (n >>= 1) ++d;
+  return d;
+}
+
+}  // namespace
+
+std::vector<int64_t> np_argsort(const std::vector<float>& values) {
+  const int64_t num = int64_t(values.size());
+  std::vector<int64_t> idx(values.size());
+  std::iota(idx.begin(), idx.end(), int64_t(0));
+  if (num < 2) return idx;
+  const float* v = values.data();
+  constexpr int kSmall = 15, kStack = 128;
+  int64_t* pl = idx.data();
+  int64_t* pr = pl + num - 1;
+  int64_t* stack[kStack];
+  int64_t** sptr = stack;
+  int depth[kStack];
+  int* psdepth = depth;
+  int cdepth = msb(uint64_t(num)) * 2;
+  for (;;) {
+    if (cdepth < 0) {
+      aheapsort(v, pl, pr - pl + 1);
+      goto stack_pop;
+    }
+    while ((pr - pl) > kSmall) {
+      int64_t* pm = pl + ((pr - pl) >> 1);
+      if (f_less(v[*pm], v[*pl])) std::swap(*pm, *pl);
+      if (f_less(v[*pr], v[*pm])) std::swap(*pr, *pm);
+      if (f_less(v[*pm], v[*pl])) std::swap(*pm, *pl);
+      const float vp = v[*pm];
+      int64_t* pi = pl;
+      int64_t* pj = pr - 1;
+      std::swap(*pm, *pj);
+      for (;;) {
+        do ++pi;
+        while (f_less(v[*pi], vp));
+        do --pj;
+        while (f_less(vp, v[*pj]));
+        if (pi >= pj) break;
+        std::swap(*pi, *pj);
+      }
+      int64_t* pk = pr - 1;
+      std::swap(*pi, *pk);
+      if (pi - pl < pr - pi) {
+        *sptr++ = pi + 1;
+        *sptr++ = pr;
+        pr = pi - 1;
+      } else {
+        *sptr++ = pl;
+        *sptr++ = pi - 1;
+        pl = pi + 1;
+      }
+      *psdepth++ = --cdepth;
+    }
+    for (int64_t* pi = pl + 1; pi <= pr; ++pi) {
+      const int64_t vi = *pi;
+      const float vp = v[vi];
+      int64_t* pj = pi;
+      int64_t* pk = pi - 1;
+      while (pj > pl && f_less(vp, v[*pk])) *pj-- = *pk--;
+      *pj = vi;
+    }
+  stack_pop:
+    if (sptr == stack) break;
+    pr = *(--sptr);
+    pl = *(--sptr);
+    cdepth = *(--psdepth);
+  }
+  return idx;
+}
+
 ApPerClass ap_per_class(const MetricStats& s, bool v5_metric, ApMethod method) {
   const size_t n = s.conf.size();
   Y7_CHECK(s.pcls.size() == n && s.correct.size() == n * kNumIou, "ap_per_class: inconsistent statistics");
-  // sort by descending confidence (stable)
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return -s.conf[a] < -s.conf[b]; });
+  // np.argsort(-conf): numpy's (unstable) quicksort order, ties included
+  std::vector<float> neg(n);
+  for (size_t k = 0; k < n; ++k) neg[k] = -s.conf[k];
+  std::vector<size_t> order;
+  order.reserve(n);
+  for (int64_t k : np_argsort(neg)) order.push_back(size_t(k));
 
   ApPerClass out;
   std::set<double> uc(s.tcls.begin(), s.tcls.end());

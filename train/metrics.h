@@ -10,8 +10,9 @@
 //    and the whole image stops as soon as every label of the image was taken once (the shared
 //    `detected` list). The correct row of a matched detection is `best_iou > iouv` at all 10
 //    thresholds, even those the best IoU does not reach.
-//  * ap_per_class works in double like numpy: stable sort by descending confidence (numpy's default
-//    argsort is not stable; ties between equal confidences may order differently there),
+//  * ap_per_class works in double like numpy: np.argsort(-conf) reproduced with numpy 1.24's own
+//    (unstable) introsort, so tied confidences keep upstream's order (a weak model gives many ties;
+//    later numpy versions on AVX-512 machines use a different argsort),
 //    np.interp-exact recall/precision at px = linspace(0, 1, 1000), max mean-F1 index for P and R,
 //    compute_ap with the 101-point 'interp' (default, as upstream) or 'continuous' integration, and
 //    numpy's pairwise summation for trapz and means.
@@ -105,5 +106,7 @@ std::string results_json(const EvalResults& e, const std::vector<std::string>& n
 // numpy-compatible helpers (exposed for tests).
 double np_interp(double x, const std::vector<double>& xp, const std::vector<double>& fp, double left, double right);
 double np_sum(const double* v, size_t n);  // numpy pairwise summation order
+// np.argsort(v) (default kind, numpy 1.24 introsort for float32): the same permutation on ties.
+std::vector<int64_t> np_argsort(const std::vector<float>& v);
 
 }  // namespace y7::train
