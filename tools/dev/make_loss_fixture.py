@@ -4,7 +4,9 @@ the raw head maps.
 
 Dev-only. Run with Debian's python3-torch (1.13) and an upstream yolov7 checkout:
   YOLOV7_SRC=/work/upstream /usr/bin/python3 tools/dev/make_loss_fixture.py [OUT] [--shared DIR]
-OUT defaults to tests/data/loss, DIR to /work/shared/fixtures/upstream.
+OUT defaults to tests/data/loss, DIR to /work/shared/fixtures/upstream. --synthetic-only writes only
+the synthetic cases (see SYNTHETIC at the end: random raw maps stored in full, raw<i>.npy and
+<v>_grad<i>.npy, for nc=1, nc=3 and a 4-level AuxOTA).
 
 For each fixture model: load model.pt, .float().train(), run it on the shared input.npy (BatchNorm on
 batch statistics, exactly as the shared make_fixtures.py did when it wrote loss.npy), keep the raw
@@ -214,5 +216,90 @@ def main():
         print(f"{name}: full-map loss {lfull.numpy()}", flush=True)
 
 
+# Synthetic cases (no model): random raw maps on small grids, stored in full, for what the fixture
+# models do not cover: nc=1 (no class loss; OTA's one-hot of width 1), few classes, dense targets.
+SYNTHETIC = [
+    # name, nc, nl, aux, image (h, w), targets per image, variants
+    ("nc1", 1, 3, False, (64, 96), 12, [("ota", "ota", {}, 1.0), ("plain", "plain", {}, 1.0)]),
+    ("nc3", 3, 3, False, (96, 64), 20, [("ota", "ota", {}, 1.0), ("plain", "plain", {}, 1.0),
+                                        ("ota_fl", "ota", {"fl_gamma": 2.0, "label_smoothing": 0.2,
+                                                           "cls_pw": 0.6, "obj_pw": 1.5}, 0.3)]),
+    ("nc3_aux", 3, 4, True, (64, 128), 16, [("aux", "aux", {}, 1.0)]),
+]
+
+
+class _FakeDetect(torch.nn.Module):
+    def __init__(self, nc, nl, na, anchors, stride):
+        super().__init__()
+        self.nc, self.nl, self.na, self.no = nc, nl, na, nc + 5
+        self.register_buffer("anchors", anchors)
+        self.stride = stride
+
+
+class _FakeModel(torch.nn.Module):
+    def __init__(self, det, hyp, gr):
+        super().__init__()
+        self.model = torch.nn.ModuleList([det])
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.hyp, self.gr = hyp, gr
+
+
+def synthetic(out):
+    base = json.load(open("/work/shared/fixtures/upstream/yolov7-tiny/meta.json"))["hyp"]
+    apx = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326],
+           [436, 615, 739, 380, 925, 792]]
+    for (name, nc, nl, aux, (H, W), per_img, variants) in SYNTHETIC:
+        gen = torch.Generator().manual_seed(sum(map(ord, name)))
+        B, na = 2, 3
+        stride = torch.tensor([8.0, 16.0, 32.0, 64.0][:nl])
+        anchors = torch.tensor(apx[:nl], dtype=torch.float32).view(nl, na, 2) / stride.view(-1, 1, 1)
+        nmaps = 2 * nl if aux else nl
+        raw = []
+        for i in range(nmaps):
+            s = stride[i % nl]
+            raw.append(torch.rand(B, na, int(H / s), int(W / s), nc + 5, generator=gen) * 4.0 - 2.5)
+        rows = []
+        for b in range(B):
+            for k in range(per_img):
+                w, h = (torch.rand(2, generator=gen) * 0.5 + 0.02).tolist()
+                cx = float(torch.rand(1, generator=gen) * (1 - w) + w / 2)
+                cy = float(torch.rand(1, generator=gen) * (1 - h) + h / 2)
+                rows.append([b, int(torch.randint(0, nc, (1,), generator=gen)), cx, cy, w, h])
+            rows.append(list(rows[-1]))  # an exact duplicate
+        targets = torch.tensor(rows, dtype=torch.float32)
+        imgs = torch.zeros(B, 3, H, W)
+        od = os.path.join(out, "synthetic", name)
+        os.makedirs(od, exist_ok=True)
+        for i, r in enumerate(raw):
+            np_save(os.path.join(od, f"raw{i}.npy"), r)
+        np_save(os.path.join(od, "targets.npy"), targets)
+        vmeta = []
+        for (vname, kind, over, gr) in variants:
+            hyp = copy.deepcopy(base)
+            hyp.update(over)
+            det = _FakeDetect(nc, nl, na, anchors, stride)
+            m = _FakeModel(det, hyp, gr)
+            lf = {"ota": ComputeLossOTA, "plain": ComputeLoss, "aux": ComputeLossAuxOTA}[kind](m)
+            leaves = [r.clone().requires_grad_(True) for r in raw]
+            loss, li = lf(leaves, targets) if kind == "plain" else lf(leaves, targets, imgs)
+            loss.backward()
+            np_save(os.path.join(od, f"{vname}_loss.npy"), li.float())
+            for i, lv in enumerate(leaves):
+                np_save(os.path.join(od, f"{vname}_grad{i}.npy"), lv.grad)
+            vmeta.append({"name": vname, "loss": kind, "hyp": hyp, "gr": gr, "targets": "all",
+                          "backward_loss": float(loss)})
+            print(f"synthetic {name} {vname}: {li.numpy()}", flush=True)
+        json.dump({"nc": nc, "na": na, "nl": nl, "no": nc + 5, "aux": aux, "stride": stride.tolist(),
+                   "anchors": anchors.tolist(), "input_shape": [B, 3, H, W],
+                   "levels": [list(r.shape) for r in raw], "hyp": base, "variants": vmeta},
+                  open(os.path.join(od, "meta.json"), "w"), indent=1)
+
+
 if __name__ == "__main__":
-    main()
+    if "--synthetic-only" in sys.argv:
+        sys.argv.remove("--synthetic-only")
+        synthetic(os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(REPO, "tests", "data", "loss"))
+    else:
+        main()
+        synthetic(os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-")
+                  else os.path.join(REPO, "tests", "data", "loss"))
