@@ -192,7 +192,9 @@ Tensor ConvUnit::forward(const Tensor& x, Tensor* out) {
 Tensor ConvUnit::forward_train(const Tensor& x) {
   ops::Conv2dParams cp;
   cp.stride = s, cp.pad = p, cp.dilation = d, cp.groups = g;
-  Tensor y = ops::conv2d(x, weight, bias, cp, nullptr);
+  // the layer's cache holds the oneDNN primitive; with autograd on, conv2d reorders the current
+  // weights on every call, so optimizer steps need no cache reset here
+  Tensor y = ops::conv2d(x, weight, bias, cp, cache.get());
   if (has_bn) y = bn.forward_train(y);
   return act == ops::Act::None ? y : ops::activation(y, act, alpha);
 }

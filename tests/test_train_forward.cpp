@@ -5,10 +5,17 @@
 // parameter gets a gradient, buffers do not, and BatchNorm running statistics move.
 #include <gtest/gtest.h>
 
+#include <yaml-cpp/yaml.h>
+
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <string>
 
+#include "cli_util.h"
 #include "core/autograd.h"
+#include "io/checkpoint.h"
+#include "io/zip.h"
 #include "graph/model.h"
 #include "io/npy.h"
 #include "kernels/ops.h"
@@ -141,4 +148,131 @@ TEST(TrainForward, EvalPathUnchangedAndErrors) {
   auto fused = graph::load_model(shared("yolov7-tiny", "model.pt"));
   fused->fuse();
   EXPECT_THROW(fused->train(), Error);
+}
+
+// ------------------------------------------------------------------ yolo7 loss vs upstream
+
+namespace {
+
+// The fixture's meta.json holds the hyp as train.py scaled it (nl levels, nc, 128 px); the CLI
+// scales what it reads, so write the unscaled values (box/(3/nl), cls/(nc/80*3/nl), obj/((128/640)^2*3/nl)).
+std::string write_unscaled_hyp(const YAML::Node& meta, const std::string& dir, int nl) {
+  const YAML::Node h = meta["hyp"];
+  std::ostringstream o;
+  o.precision(17);
+  const double nc = meta["nc"].as<double>();
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    const std::string k = it->first.as<std::string>();
+    double v = it->second.as<double>();
+    if (k == "box") v /= 3.0 / nl;
+    if (k == "cls") v /= nc / 80.0 * 3.0 / nl;
+    if (k == "obj") v /= (128.0 / 640.0) * (128.0 / 640.0) * 3.0 / nl;
+    o << k << ": " << v << "\n";
+  }
+  const std::string path = dir + "/hyp.yaml";
+  std::ofstream(path) << o.str();
+  return path;
+}
+
+// Relative gradient tolerance per model. The default 1e-3 x |ref| (plus 1e-4 x the largest
+// gradient norm of the model, for the near-zero gradients that are pure rounding) holds for every
+// fixture but yolov7: there upstream's own float32 gradients (grads.pt) are up to 4.5e-3 x |ref|
+// away from the same computation in float64 (model.73.bn.bias; measured with torch 1.13), while ours
+// are within 1.1e-4 of that float64 result, so the comparison with the fixture is limited by the
+// fixture's rounding.
+double grad_tol(const std::string& model) { return model == "yolov7" ? 5e-3 : 1e-3; }
+
+void check_loss_cli(const std::string& model) {
+  const std::string d = test::fixtures() + "/" + model;
+  const YAML::Node meta = YAML::LoadFile(d + "/meta.json");
+  const int nl = int(meta["stride"].size());
+  const std::string dir = test::scratch("loss_" + model);
+  const std::string hyp = write_unscaled_hyp(meta, dir, nl);
+  auto r = test::run_cli("loss --weights " + d + "/model.pt --input " + d + "/input.npy --targets " + d +
+                         "/targets.npy --hyp " + hyp + " --img-size 128 --out " + dir + "/loss.npy --grads " + dir +
+                         "/grads");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Tensor got = io::read_npy(dir + "/loss.npy"), want = io::read_npy(d + "/loss.npy");
+  ASSERT_EQ(got.sizes(), Shape({4}));
+  const double lrel = max_abs_diff(got, want) / max_abs(want);
+  EXPECT_LE(lrel, 1e-4) << model << ": loss " << got.item({3}) << " vs " << want.item({3});
+
+  std::map<std::string, Tensor> ref = io::load_tensor_dict(d + "/grads.pt");
+  double maxnorm = 0;
+  auto norm2 = [](const Tensor& t) {
+    Tensor c = t.to(DType::F32).contiguous();
+    double s = 0;
+    for (int64_t i = 0; i < c.numel(); ++i) s += double(c.data<float>()[i]) * c.data<float>()[i];
+    return std::sqrt(s);
+  };
+  for (auto& kv : ref) maxnorm = std::max(maxnorm, norm2(kv.second));
+  double worst_rel = 0, worst_big = 0;
+  std::string worst_name;
+  int n = 0;
+  for (auto& [name, rt] : ref) {
+    const std::string f = dir + "/grads/" + name + ".npy";
+    ASSERT_TRUE(std::filesystem::exists(f)) << model << ": no gradient written for " << name;
+    Tensor g = io::read_npy(f);
+    ASSERT_EQ(g.sizes(), rt.sizes()) << name;
+    Tensor rc = rt.to(DType::F32).contiguous();
+    double e = 0;
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      const double dd = double(g.data<float>()[i]) - rc.data<float>()[i];
+      e += dd * dd;
+    }
+    e = std::sqrt(e);
+    const double rn = norm2(rc);
+    EXPECT_LE(e, grad_tol(model) * rn + 1e-4 * maxnorm)
+        << model << " " << name << ": |g - ref| " << e << ", |ref| " << rn << ", largest |ref| " << maxnorm;
+    if (e / std::max(rn, 1e-30) > worst_rel) worst_rel = e / std::max(rn, 1e-30), worst_name = name;
+    if (rn >= 1e-2 * maxnorm) worst_big = std::max(worst_big, e / rn);
+    ++n;
+  }
+  std::printf("[ yolo7 loss ] %s: loss max rel diff %.3g; %d gradients, worst |g-ref|/|ref| %.3g (%s), "
+              "worst among |ref| >= 1%% of the largest %.3g\n",
+              model.c_str(), lrel, n, worst_rel, worst_name.c_str(), worst_big);
+}
+
+}  // namespace
+
+TEST(LossCli, Yolov7TinyOTA) { check_loss_cli("yolov7-tiny"); }
+TEST(LossCli, Yolov7OTA) { check_loss_cli("yolov7"); }
+TEST(LossCli, Yolov7xOTA) { check_loss_cli("yolov7x"); }
+TEST(LossCli, Yolov7W6AuxOTA) { check_loss_cli("yolov7-w6"); }
+TEST(LossCli, Yolov7E6AuxOTA) { check_loss_cli("yolov7-e6"); }
+TEST(LossCli, Yolov7D6AuxOTA) { check_loss_cli("yolov7-d6"); }
+TEST(LossCli, Yolov7E6EAuxOTA) { check_loss_cli("yolov7-e6e"); }
+
+TEST(LossCli, PlainLossNpzAndErrors) {
+  const std::string d = test::fixtures() + "/yolov7-tiny";
+  const YAML::Node meta = YAML::LoadFile(d + "/meta.json");
+  const std::string dir = test::scratch("loss_plain");
+  const std::string hyp = write_unscaled_hyp(meta, dir, 3);
+  const std::string base = "loss --weights " + d + "/model.pt --input " + d + "/input.npy --targets " + d +
+                           "/targets.npy --hyp " + hyp + " --img-size 128 --out " + dir + "/loss.npy";
+  auto r = test::run_cli(base + " --plain --grads " + dir + "/g.npz");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Tensor got = io::read_npy(dir + "/loss.npy"), want = io::read_npy(d + "/loss_plain.npy");
+  const double rel = max_abs_diff(got, want) / max_abs(want);
+  EXPECT_LE(rel, 1e-4);
+  std::printf("[ yolo7 loss --plain ] yolov7-tiny: max rel diff %.3g\n", rel);
+  // the npz holds one float32 .npy per parameter
+  io::ZipArchive z = io::ZipArchive::open(dir + "/g.npz");
+  const io::ZipEntry& e = z.at("model.0.conv.weight.npy");
+  std::string_view b = z.bytes(e);
+  Tensor w0 = io::parse_npy(b.data(), b.size());
+  EXPECT_EQ(w0.dim(), 4);
+  EXPECT_EQ(z.entries().size(), 177u);
+  // bad input: one-line errors
+  r = test::run_cli("loss --weights " + d + "/model.pt --input " + d + "/input.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("yolo7: error: loss: --targets is required"), std::string::npos) << r.out;
+  r = test::run_cli("loss --weights " + d + "/model.pt --input " + d + "/input.npy --targets " + d +
+                    "/input.npy --hyp " + hyp + " --out " + dir + "/x.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("yolo7: error: loss: targets must be [n,6]"), std::string::npos) << r.out;
+  r = test::run_cli("loss --weights " + test::fixtures() + "/yolov7-e6e/model.pt --input " + d + "/input.npy --targets " +
+                    d + "/targets.npy --hyp " + hyp + " --out " + dir + "/x.npy --plain");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--plain"), std::string::npos) << r.out;
 }

@@ -458,8 +458,10 @@ std::shared_ptr<const ConvPrim> DnnlConvCache::get(const Tensor& x, const Tensor
   return cp;
 }
 
+// fresh_weights: reorder w for this call instead of using the cached copy (training: the weights
+// change between steps while the primitive stays valid).
 void conv_dnnl_into(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, const Geom& g,
-                    ConvCache* cache, Tensor& y) {
+                    ConvCache* cache, Tensor& y, bool fresh_weights = false) {
   std::unique_ptr<ConvCache> local;
   if (!cache) {
     local = ConvCache::create();
@@ -479,8 +481,13 @@ void conv_dnnl_into(const Tensor& x, const Tensor& w, const Tensor& b, const Con
     src = tmp;
   }
   memory conv_dst = cp->dst_reorder ? memory(cp->dst_md, eng, dnnl_util::scratch(1, cp->dst_md.get_size())) : dst;
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *cp->weights}, {DNNL_ARG_DST, conv_dst}};
+  memory wei = *cp->weights;
+  if (fresh_weights) {
+    wei = memory(cp->wei_md, eng, dnnl_util::scratch(2, cp->wei_md.get_size()));
+    memory user(weight_user_md(w, g), eng, w.raw_data());
+    dnnl::reorder(user, wei).execute(s, user, wei);
+  }
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, conv_dst}};
   Tensor bc;
   if (cp->has_bias) {
     bc = b.contiguous();
@@ -607,25 +614,39 @@ Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, 
   return r;
 }
 
+namespace {
+Tensor conv2d_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
+                   Tensor* out, bool fresh_weights);
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
               Tensor* out) {
-  if (any_requires_grad({&x, &w, &b}))
+  if (any_requires_grad({&x, &w, &b}))  // training: the cached primitive, the current weights
     return conv2d_grad(x, w, b, p, out, "conv2d",
-                       [&](const Conv2dParams& q) { return conv2d(x, w, b, q, cache, nullptr); });
+                       [&](const Conv2dParams& q) { return conv2d_impl(x, w, b, q, cache, nullptr, true); });
+  return conv2d_impl(x, w, b, p, cache, out, false);
+}
+
+namespace {
+Tensor conv2d_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, ConvCache* cache,
+                   Tensor* out, bool fresh_weights) {
   const Geom g = check_conv(x, w, b, p, "conv2d");
   Tensor y = detail::prepare_out(out, {g.N, g.Co, g.OH, g.OW}, "conv2d", x);
   Y7_CHECK(!detail::same_start(x, y), "conv2d: out must not alias the input");
   if (y.numel() == 0) return y;
 #ifdef Y7_USE_DNNL
   try {
-    conv_dnnl_into(x, w, b, p, g, cache, y);
+    conv_dnnl_into(x, w, b, p, g, cache, y, fresh_weights);
   } catch (const dnnl::error& e) {
     fail("conv2d: oneDNN failed (", e.what(), ") for input ", x.str(), ", weight ", w.str());
   }
 #else
+  (void)cache;
+  (void)fresh_weights;
   conv_portable_into(x, w, b, p, g, y);
 #endif
   return y;
 }
+}  // namespace
 
 }  // namespace y7::ops
