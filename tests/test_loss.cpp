@@ -141,13 +141,13 @@ std::pair<double, double> check_variant(const std::string& name, const Case& c, 
     if (std::filesystem::exists(full)) gref = io::read_npy(full);
     float* p = gref.data<float>();
     if (!std::filesystem::exists(full)) {
-        Tensor go = io::read_npy(d + "/" + vn + "_grad_obj" + std::to_string(i) + ".npy");
-        Tensor gr = io::read_npy(d + "/" + vn + "_grad_rows" + std::to_string(i) + ".npy");
-        for (int64_t k = 0; k < go.numel(); ++k) p[k * no + 4] = go.data<float>()[k];
-        Tensor gc = io::read_npy(d + "/" + vn + "_grad_cells" + std::to_string(i) + ".npy");
-        const int64_t* ci = gc.data<int64_t>();
-        for (int64_t k = 0; k < gc.numel(); ++k)
-          for (int64_t j = 0; j < no; ++j) p[ci[k] * no + j] = gr.data<float>()[k * no + j];
+      Tensor go = io::read_npy(d + "/" + vn + "_grad_obj" + std::to_string(i) + ".npy");
+      Tensor gr = io::read_npy(d + "/" + vn + "_grad_rows" + std::to_string(i) + ".npy");
+      for (int64_t k = 0; k < go.numel(); ++k) p[k * no + 4] = go.data<float>()[k];
+      Tensor gc = io::read_npy(d + "/" + vn + "_grad_cells" + std::to_string(i) + ".npy");
+      const int64_t* ci = gc.data<int64_t>();
+      for (int64_t k = 0; k < gc.numel(); ++k)
+        for (int64_t j = 0; j < no; ++j) p[ci[k] * no + j] = gr.data<float>()[k * no + j];
     }
     const float* q = r.grads[i].data<float>();
     for (int64_t k = 0; k < gref.numel(); ++k) {
