@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -45,7 +46,8 @@ uint32_t crc32(const void* data, size_t size, uint32_t crc) {
   return ~crc;
 }
 
-ZipWriter::ZipWriter(const std::string& path, size_t align) : path_(path), align_(align ? align : 1) {
+ZipWriter::ZipWriter(const std::string& path, size_t align, uint64_t zip64_limit)
+    : path_(path), align_(align ? align : 1), limit_(std::min<uint64_t>(zip64_limit, k32)) {
   tmp_ = path + ".tmp." + std::to_string(::getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
   Y7_CHECK(f_, path, ": cannot create '", tmp_, "': ", std::strerror(errno));
@@ -66,7 +68,7 @@ void ZipWriter::add(const std::string& name, const void* data, uint64_t size) {
   Y7_CHECK(!name.empty() && name.size() < 0xffff, "zip writer: bad entry name");
   for (auto& e : entries_) Y7_CHECK(e.name != name, "zip writer: duplicate entry '", name, "'");
   uint32_t crc = crc32(data, size_t(size));
-  bool z64 = size >= k32;
+  bool z64 = size >= limit_;
   Buf h;
   h.u32(0x04034b50);
   h.u16(z64 ? 45 : 20);  // version needed
@@ -98,7 +100,7 @@ void ZipWriter::finish() {
   Y7_CHECK(!done_, "zip writer: finish() twice");
   uint64_t cd_start = pos_;
   for (auto& e : entries_) {
-    bool zs = e.size >= k32, zo = e.offset >= k32;
+    bool zs = e.size >= limit_, zo = e.offset >= limit_;
     Buf c;
     c.u32(0x02014b50);
     c.u16(45 | (3 << 8));  // made by: unix, 4.5
@@ -123,7 +125,7 @@ void ZipWriter::finish() {
     write(c.b.data(), c.b.size());
   }
   uint64_t cd_size = pos_ - cd_start, n = entries_.size();
-  bool z64 = n >= 0xffff || cd_start >= k32 || cd_size >= k32;
+  bool z64 = n >= 0xffff || cd_start >= limit_ || cd_size >= limit_;
   Buf t;
   if (z64) {
     uint64_t rec = pos_;

@@ -15,7 +15,9 @@ uint32_t crc32(const void* data, size_t size, uint32_t crc = 0);
 
 class ZipWriter {
  public:
-  explicit ZipWriter(const std::string& path, size_t align = 64);
+  // zip64_limit: sizes/offsets at or above it use zip64 fields (0xffffffff in a standard archive;
+  // lower values exist so that tests can exercise the zip64 layout with small files).
+  explicit ZipWriter(const std::string& path, size_t align = 64, uint64_t zip64_limit = 0xffffffffULL);
   ~ZipWriter();
   ZipWriter(const ZipWriter&) = delete;
   ZipWriter& operator=(const ZipWriter&) = delete;
@@ -34,6 +36,7 @@ class ZipWriter {
   void write(const void* p, size_t n);
   std::string path_, tmp_;
   size_t align_;
+  uint64_t limit_;
   std::FILE* f_ = nullptr;
   uint64_t pos_ = 0;
   std::vector<Entry> entries_;

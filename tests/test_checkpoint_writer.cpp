@@ -120,6 +120,28 @@ TEST(CheckpointWriter, TorchBytes) {
   EXPECT_EQ(r.root->get("big")->as_int(), int64_t(1) << 40);
 }
 
+// The zip64 layout (used past 4 GiB), exercised with a low threshold: every entry gets zip64
+// size/offset fields and the archive zip64 end records; our reader must read it all back.
+TEST(CheckpointWriter, Zip64Layout) {
+  std::string path = tmp_path("z64.zip");
+  std::string big(1000, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = char(i * 7);
+  {
+    ZipWriter z(path, 64, 16);
+    z.add("a/small", "0123456789", 10);  // below the threshold: classic fields
+    z.add("a/big", big.data(), big.size());
+    z.add("a/after", "xyz", 3);          // offset past the threshold
+    z.finish();
+  }
+  ZipArchive a = ZipArchive::open(path);
+  ASSERT_EQ(a.entries().size(), 3u);
+  EXPECT_EQ(a.bytes(a.at("a/small")), "0123456789");
+  EXPECT_EQ(a.bytes(a.at("a/big")), big);
+  EXPECT_EQ(a.bytes(a.at("a/after")), "xyz");
+  for (auto& e : a.entries()) EXPECT_EQ(e.data_offset % 64, 0u) << e.name;
+  fs::remove(path);
+}
+
 TEST(CheckpointWriter, YamlScalarsTypedLikePyYaml) {
   YAML::Node n = YAML::Load("{a: 1, b: 0.25, c: None, d: ~, e: true, f: nearest, g: '3', h: [-1, 1e3]}");
   PyRef p = graph::yaml_to_py(n);
