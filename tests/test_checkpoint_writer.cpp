@@ -193,15 +193,14 @@ TEST(CheckpointWriter, StrippedRoundTripMatchesUpstreamFiles) {
 // The torch predictions of a yolov7-tiny checkpoint written by us (attempt_load: fused, fp32).
 TEST(CheckpointWriter, TinyForwardMatchesTorchOnOurFile) {
   auto model = graph::load_model(kFix + "/yolov7-tiny/model.pt");
-  std::string out = tmp_path("tiny.pt");
-  save_stripped_checkpoint(out, *model);
-  auto back = graph::load_model(out);
-  fs::remove(out);
-  back->fuse();
-  Tensor x = read_npy(kData + "/tiny_input.npy");
+  std::string dir = y7::test::scratch("ckpt_tiny");
+  save_stripped_checkpoint(dir + "/tiny.pt", *model);
+  // `yolo7 forward --fuse` on our file (attempt_load also fuses)
+  auto r = y7::test::run_cli("forward --weights " + dir + "/tiny.pt --input " + kData + "/tiny_input.npy --out " + dir +
+                             "/pred.npy --fuse");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Tensor pred = read_npy(dir + "/pred.npy");
   Tensor ref = read_npy(kData + "/tiny_torch_pred1.npy");
-  NoGradGuard ng;
-  Tensor pred = back->forward(x).pred;
   double scale = 0;
   for (int64_t i = 0; i < ref.numel(); ++i) scale = std::max(scale, double(std::abs(ref.data<float>()[i])));
   double d = diff_f64(pred, ref);
