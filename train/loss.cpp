@@ -124,132 +124,139 @@ std::vector<std::vector<Cand>> ota_assign(const std::vector<Map>& lead, const fl
   if (nt == 0) return out;
   const int64_t B = lead[0].B;
   const float imgh = float(img_h);
-  std::vector<int64_t> gts;
-  std::vector<Cand> col;
-  std::vector<int> col_level;
-  std::vector<float> pxyxy, txyxy, iou, cost, b0, b1, tmp;
-  std::vector<int64_t> idx;
-  for (int64_t bi = 0; bi < B; ++bi) {
-    gts.clear();
-    for (int64_t t = 0; t < nt; ++t)
-      if (tg[t * 6] == float(bi)) gts.push_back(t);
-    if (gts.empty()) continue;
-    const int64_t G = int64_t(gts.size());
-    txyxy.assign(G * 4, 0.0f);
-    for (int64_t k = 0; k < G; ++k) {
-      const float* r = tg + gts[k] * 6;
-      const float x = r[2] * imgh, y = r[3] * imgh, w = r[4] * imgh, h = r[5] * imgh;
-      txyxy[k * 4 + 0] = x - w / 2.0f;
-      txyxy[k * 4 + 1] = y - h / 2.0f;
-      txyxy[k * 4 + 2] = x + w / 2.0f;
-      txyxy[k * 4 + 3] = y + h / 2.0f;
-    }
-    col.clear();
-    col_level.clear();
-    pxyxy.clear();
-    for (int64_t i = 0; i < nl; ++i) {
-      const Map& m = lead[i];
-      const float s = stride[i];
-      for (const Cand& c : cands[i]) {
-        if (c.b != bi) continue;
+  // Images are independent: assign them in parallel, then concatenate in image order.
+  std::vector<std::vector<std::vector<Cand>>> per(static_cast<size_t>(B),
+                                                  std::vector<std::vector<Cand>>(static_cast<size_t>(nl)));
+  parallel_for(B, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<int64_t> gts;
+    std::vector<Cand> col;
+    std::vector<int> col_level;
+    std::vector<float> pxyxy, txyxy, iou, cost, b0, b1, tmp;
+    std::vector<int64_t> idx;
+    for (int64_t bi = lo; bi < hi; ++bi) {
+      gts.clear();
+      for (int64_t t = 0; t < nt; ++t)
+        if (tg[t * 6] == float(bi)) gts.push_back(t);
+      if (gts.empty()) continue;
+      const int64_t G = int64_t(gts.size());
+      txyxy.assign(G * 4, 0.0f);
+      for (int64_t k = 0; k < G; ++k) {
+        const float* r = tg + gts[k] * 6;
+        const float x = r[2] * imgh, y = r[3] * imgh, w = r[4] * imgh, h = r[5] * imgh;
+        txyxy[k * 4 + 0] = x - w / 2.0f;
+        txyxy[k * 4 + 1] = y - h / 2.0f;
+        txyxy[k * 4 + 2] = x + w / 2.0f;
+        txyxy[k * 4 + 3] = y + h / 2.0f;
+      }
+      col.clear();
+      col_level.clear();
+      pxyxy.clear();
+      for (int64_t i = 0; i < nl; ++i) {
+        const Map& m = lead[i];
+        const float s = stride[i];
+        for (const Cand& c : cands[i]) {
+          if (c.b != bi) continue;
+          const float* p = m.p + m.cell(c.b, c.a, c.gj, c.gi) * m.no;
+          const float px = (sigmoidf(p[0]) * 2.0f - 0.5f + float(c.gi)) * s;
+          const float py = (sigmoidf(p[1]) * 2.0f - 0.5f + float(c.gj)) * s;
+          const float sw = sigmoidf(p[2]) * 2.0f, sh = sigmoidf(p[3]) * 2.0f;
+          const float pw = sw * sw * c.aw * s, ph = sh * sh * c.ah * s;
+          pxyxy.push_back(px - pw / 2.0f);
+          pxyxy.push_back(py - ph / 2.0f);
+          pxyxy.push_back(px + pw / 2.0f);
+          pxyxy.push_back(py + ph / 2.0f);
+          col.push_back(c);
+          col_level.push_back(int(i));
+        }
+      }
+      const int64_t N = int64_t(col.size());
+      if (N == 0) continue;
+      // IoU (utils.general.box_iou) and its cost.
+      iou.assign(G * N, 0.0f);
+      cost.assign(G * N, 0.0f);
+      for (int64_t k = 0; k < G; ++k) {
+        const float* a = &txyxy[k * 4];
+        const float area1 = (a[2] - a[0]) * (a[3] - a[1]);
+        for (int64_t n = 0; n < N; ++n) {
+          const float* b = &pxyxy[n * 4];
+          const float area2 = (b[2] - b[0]) * (b[3] - b[1]);
+          const float iw = std::max(std::min(a[2], b[2]) - std::max(a[0], b[0]), 0.0f);
+          const float ih = std::max(std::min(a[3], b[3]) - std::max(a[1], b[1]), 0.0f);
+          const float inter = iw * ih;
+          iou[k * N + n] = inter / (area1 + area2 - inter);
+        }
+      }
+      // dynamic k: int(sum of the top-min(topk, N) IoUs), at least 1.
+      std::vector<int64_t> dyn_k(G);
+      const int64_t kk = std::min<int64_t>(topk, N);
+      for (int64_t k = 0; k < G; ++k) {
+        tmp.assign(iou.begin() + k * N, iou.begin() + (k + 1) * N);
+        std::partial_sort(tmp.begin(), tmp.begin() + kk, tmp.end(), [](float x, float y) {
+          if (std::isnan(x) != std::isnan(y)) return std::isnan(x);
+          return x > y;
+        });
+        float sum = 0.0f;
+        for (int64_t j = 0; j < kk; ++j) sum += tmp[j];
+        int64_t d = std::isfinite(sum) ? int64_t(sum) : 1;  // .int() truncates
+        dyn_k[k] = std::clamp<int64_t>(d, 1, N);
+      }
+      // Class cost: BCE(logit(sqrt(sig(cls) * sig(obj))), one_hot) summed over the classes.
+      b0.assign(N * nc, 0.0f);
+      b1.assign(N * nc, 0.0f);
+      for (int64_t n = 0; n < N; ++n) {
+        const Cand& c = col[n];
+        const Map& m = lead[col_level[n]];
         const float* p = m.p + m.cell(c.b, c.a, c.gj, c.gi) * m.no;
-        const float px = (sigmoidf(p[0]) * 2.0f - 0.5f + float(c.gi)) * s;
-        const float py = (sigmoidf(p[1]) * 2.0f - 0.5f + float(c.gj)) * s;
-        const float sw = sigmoidf(p[2]) * 2.0f, sh = sigmoidf(p[3]) * 2.0f;
-        const float pw = sw * sw * c.aw * s, ph = sh * sh * c.ah * s;
-        pxyxy.push_back(px - pw / 2.0f);
-        pxyxy.push_back(py - ph / 2.0f);
-        pxyxy.push_back(px + pw / 2.0f);
-        pxyxy.push_back(py + ph / 2.0f);
-        col.push_back(c);
-        col_level.push_back(int(i));
+        const float so = sigmoidf(p[4]);
+        for (int64_t j = 0; j < nc; ++j) {
+          const float y = std::sqrt(sigmoidf(p[5 + j]) * so);
+          const float lg = std::log(y / (1.0f - y));
+          b0[n * nc + j] = bce_logits_f(lg, 0.0f);
+          b1[n * nc + j] = bce_logits_f(lg, 1.0f);
+        }
       }
-    }
-    const int64_t N = int64_t(col.size());
-    if (N == 0) continue;
-    // IoU (utils.general.box_iou) and its cost.
-    iou.assign(G * N, 0.0f);
-    cost.assign(G * N, 0.0f);
-    for (int64_t k = 0; k < G; ++k) {
-      const float* a = &txyxy[k * 4];
-      const float area1 = (a[2] - a[0]) * (a[3] - a[1]);
+      for (int64_t k = 0; k < G; ++k) {
+        const int64_t cls = int64_t(tg[gts[k] * 6 + 1]);
+        for (int64_t n = 0; n < N; ++n) {
+          const float* r0 = &b0[n * nc];
+          float s = 0.0f;
+          for (int64_t j = 0; j < nc; ++j) s += j == cls ? b1[n * nc + j] : r0[j];
+          cost[k * N + n] = s + 3.0f * -std::log(iou[k * N + n] + 1e-8f);
+        }
+      }
+      // Each target takes its dynamic-k cheapest columns; a column taken by several targets goes to
+      // the cheapest of them (first on ties, as torch.min).
+      std::vector<int64_t> owner(N, -1), count(N, 0);
+      idx.resize(N);
+      for (int64_t k = 0; k < G; ++k) {
+        std::iota(idx.begin(), idx.end(), 0);
+        const float* cr = &cost[k * N];
+        std::partial_sort(idx.begin(), idx.begin() + dyn_k[k], idx.end(),
+                          [cr](int64_t x, int64_t y) { return cost_less(cr[x], x, cr[y], y); });
+        for (int64_t j = 0; j < dyn_k[k]; ++j) {
+          ++count[idx[j]];
+          owner[idx[j]] = k;
+        }
+      }
       for (int64_t n = 0; n < N; ++n) {
-        const float* b = &pxyxy[n * 4];
-        const float area2 = (b[2] - b[0]) * (b[3] - b[1]);
-        const float iw = std::max(std::min(a[2], b[2]) - std::max(a[0], b[0]), 0.0f);
-        const float ih = std::max(std::min(a[3], b[3]) - std::max(a[1], b[1]), 0.0f);
-        const float inter = iw * ih;
-        iou[k * N + n] = inter / (area1 + area2 - inter);
+        if (count[n] <= 1) continue;
+        int64_t best = 0;
+        for (int64_t k = 1; k < G; ++k) {
+          const float a = cost[k * N + n], b = cost[best * N + n];
+          if (a < b || (std::isnan(a) && !std::isnan(b))) best = k;  // torch.min: NaN wins, first min
+        }
+        owner[n] = best;
       }
-    }
-    // dynamic k: int(sum of the top-min(topk, N) IoUs), at least 1.
-    std::vector<int64_t> dyn_k(G);
-    const int64_t kk = std::min<int64_t>(topk, N);
-    for (int64_t k = 0; k < G; ++k) {
-      tmp.assign(iou.begin() + k * N, iou.begin() + (k + 1) * N);
-      std::partial_sort(tmp.begin(), tmp.begin() + kk, tmp.end(), [](float x, float y) {
-        if (std::isnan(x) != std::isnan(y)) return std::isnan(x);
-        return x > y;
-      });
-      float sum = 0.0f;
-      for (int64_t j = 0; j < kk; ++j) sum += tmp[j];
-      int64_t d = std::isfinite(sum) ? int64_t(sum) : 1;  // .int() truncates
-      dyn_k[k] = std::clamp<int64_t>(d, 1, N);
-    }
-    // Class cost: BCE(logit(sqrt(sig(cls) * sig(obj))), one_hot) summed over the classes.
-    b0.assign(N * nc, 0.0f);
-    b1.assign(N * nc, 0.0f);
-    for (int64_t n = 0; n < N; ++n) {
-      const Cand& c = col[n];
-      const Map& m = lead[col_level[n]];
-      const float* p = m.p + m.cell(c.b, c.a, c.gj, c.gi) * m.no;
-      const float so = sigmoidf(p[4]);
-      for (int64_t j = 0; j < nc; ++j) {
-        const float y = std::sqrt(sigmoidf(p[5 + j]) * so);
-        const float lg = std::log(y / (1.0f - y));
-        b0[n * nc + j] = bce_logits_f(lg, 0.0f);
-        b1[n * nc + j] = bce_logits_f(lg, 1.0f);
-      }
-    }
-    for (int64_t k = 0; k < G; ++k) {
-      const int64_t cls = int64_t(tg[gts[k] * 6 + 1]);
       for (int64_t n = 0; n < N; ++n) {
-        const float* r0 = &b0[n * nc];
-        float s = 0.0f;
-        for (int64_t j = 0; j < nc; ++j) s += j == cls ? b1[n * nc + j] : r0[j];
-        cost[k * N + n] = s + 3.0f * -std::log(iou[k * N + n] + 1e-8f);
+        if (owner[n] < 0) continue;
+        Cand c = col[n];
+        c.t = gts[owner[n]];
+        per[size_t(bi)][size_t(col_level[n])].push_back(c);
       }
     }
-    // Each target takes its dynamic-k cheapest columns; a column taken by several targets goes to
-    // the cheapest of them (first on ties, as torch.min).
-    std::vector<int64_t> owner(N, -1), count(N, 0);
-    idx.resize(N);
-    for (int64_t k = 0; k < G; ++k) {
-      std::iota(idx.begin(), idx.end(), 0);
-      const float* cr = &cost[k * N];
-      std::partial_sort(idx.begin(), idx.begin() + dyn_k[k], idx.end(),
-                        [cr](int64_t x, int64_t y) { return cost_less(cr[x], x, cr[y], y); });
-      for (int64_t j = 0; j < dyn_k[k]; ++j) {
-        ++count[idx[j]];
-        owner[idx[j]] = k;
-      }
-    }
-    for (int64_t n = 0; n < N; ++n) {
-      if (count[n] <= 1) continue;
-      int64_t best = 0;
-      for (int64_t k = 1; k < G; ++k) {
-        const float a = cost[k * N + n], b = cost[best * N + n];
-        if (a < b || (std::isnan(a) && !std::isnan(b))) best = k;  // torch.min: NaN wins, first min
-      }
-      owner[n] = best;
-    }
-    for (int64_t n = 0; n < N; ++n) {
-      if (owner[n] < 0) continue;
-      Cand c = col[n];
-      c.t = gts[owner[n]];
-      out[col_level[n]].push_back(c);
-    }
-  }
+  });
+  for (int64_t bi = 0; bi < B; ++bi)
+    for (int64_t i = 0; i < nl; ++i) out[i].insert(out[i].end(), per[bi][i].begin(), per[bi][i].end());
   return out;
 }
 
