@@ -99,8 +99,12 @@ struct Conv2dGrads {
   Tensor dx, dw, db;
 };
 // gy: gradient of conv(x, w) + b (no activation) [N,Co,OH,OW].
+// oneDNN convolution_backward_data / _weights (+bias) in oneDNN builds, else the portable loops.
 Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
                             bool need_db, const Conv2dParams& p);
+// Direct loops on the y7 thread pool (always compiled, so tests cover it in every build).
+Conv2dGrads conv2d_backward_portable(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx,
+                                     bool need_dw, bool need_db, const Conv2dParams& p);
 Tensor activation_backward(const Tensor& gy, const Tensor& x, Act a, float alpha = 0.1f);
 Tensor max_pool2d_backward(const Tensor& gy, const Tensor& x, int kernel, int stride, int pad);
 Tensor upsample_nearest2d_backward(const Tensor& gy, int scale);

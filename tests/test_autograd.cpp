@@ -188,13 +188,13 @@ TEST(AutogradConv, MatchesFiniteDifferences) {
 }
 
 TEST(AutogradConv, BackwardKernelAgainstDirectSums) {
-  // dx, dw, db against the defining sums in double for a strided, padded, grouped conv
-  Tensor x = randn({2, 4, 7, 8}, 11), w = randn({6, 2, 3, 3}, 12), gy;
+  // dx, dw, db against the defining sums in double for a strided, padded, grouped conv, for the
+  // default kernels (oneDNN convolution_backward_data/_weights in oneDNN builds) and the portable loops
+  Tensor x = randn({2, 4, 7, 8}, 11), w = randn({6, 2, 3, 3}, 12);
   ops::Conv2dParams p;
   p.stride = 2, p.pad = 1, p.groups = 2;
   Tensor y = ops::conv2d(x, w, Tensor(), p);
-  gy = randn(y.sizes(), 13);
-  ops::Conv2dGrads g = ops::conv2d_backward(gy, x, w, true, true, true, p);
+  Tensor gy = randn(y.sizes(), 13);
   const int64_t OH = y.size(2), OW = y.size(3);
   std::vector<double> dx(x.numel(), 0.0), dw(w.numel(), 0.0), db(6, 0.0);
   for (int64_t n = 0; n < 2; ++n)
@@ -212,13 +212,24 @@ TEST(AutogradConv, BackwardKernelAgainstDirectSums) {
                 dw[((co * 2 + cl) * 3 + kh) * 3 + kw] += gv * x.item({n, ci, ih, iw});
               }
         }
-  double ex = 0, ew = 0, eb = 0;
-  for (int64_t i = 0; i < x.numel(); ++i) ex = std::max(ex, std::fabs(dx[i] - g.dx.data<float>()[i]));
-  for (int64_t i = 0; i < w.numel(); ++i) ew = std::max(ew, std::fabs(dw[i] - g.dw.data<float>()[i]));
-  for (int64_t i = 0; i < 6; ++i) eb = std::max(eb, std::fabs(db[i] - g.db.data<float>()[i]));
-  EXPECT_LT(ex, 1e-4);
-  EXPECT_LT(ew, 1e-4);
-  EXPECT_LT(eb, 1e-4);
+  for (bool portable : {false, true}) {
+    SCOPED_TRACE(portable ? "portable" : "default");
+    auto bwd = portable ? ops::conv2d_backward_portable : ops::conv2d_backward;
+    ops::Conv2dGrads g = bwd(gy, channels_last(x), w, true, true, true, p);
+    double ex = 0, ew = 0, eb = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) ex = std::max(ex, std::fabs(dx[i] - g.dx.data<float>()[i]));
+    for (int64_t i = 0; i < w.numel(); ++i) ew = std::max(ew, std::fabs(dw[i] - g.dw.data<float>()[i]));
+    for (int64_t i = 0; i < 6; ++i) eb = std::max(eb, std::fabs(db[i] - g.db.data<float>()[i]));
+    EXPECT_LT(ex, 1e-4);
+    EXPECT_LT(ew, 1e-4);
+    EXPECT_LT(eb, 1e-4);
+    // only what is asked for
+    ops::Conv2dGrads only_w = bwd(gy, x, w, false, true, false, p);
+    EXPECT_FALSE(only_w.dx.defined());
+    EXPECT_FALSE(only_w.db.defined());
+    EXPECT_LT(max_abs_diff(only_w.dw, g.dw), 1e-5);
+    EXPECT_THROW(bwd(randn({2, 6, 3, 3}, 1), x, w, true, true, true, p), Error);
+  }
 }
 
 // ------------------------------------------------------------------ elementwise, activations

@@ -498,6 +498,113 @@ void conv_dnnl_into(const Tensor& x, const Tensor& w, const Tensor& b, const Con
   s.wait();
 }
 
+// ---- backward: convolution_backward_data / convolution_backward_weights (+bias), on the
+// blocked layouts oneDNN picks (tag::any, hinted by a forward_training descriptor), with reorders
+// from/to the plain NCHW / OIHW tensors. Primitives are cached per geometry (they hold no data).
+struct ConvBwdPrim {
+  memory::desc src_md, dst_md, wei_md, dsrc_md, ddst_w_md, dwei_md;  // the primitives' formats
+  memory::desc src_user, dst_user, wei_user;
+  bool has_data = false, has_weights = false, has_bias = false;
+  dnnl::convolution_backward_data bwd_data;
+  dnnl::convolution_backward_weights bwd_weights;
+};
+
+std::shared_ptr<const ConvBwdPrim> bwd_prim(const Geom& g, bool need_dx, bool need_dw, bool need_db) {
+  static std::mutex mu;
+  static std::map<std::vector<int64_t>, std::shared_ptr<const ConvBwdPrim>> cache;
+  const std::vector<int64_t> key = {g.N,  g.Ci, g.H, g.W, g.Co, g.Cig, g.KH, g.KW, g.G, g.S, g.P, g.D,
+                                    need_dx, need_dw || need_db, need_db, dnnl_util::max_threads()};
+  {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  using dnnl::algorithm;
+  auto bp = std::make_shared<ConvBwdPrim>();
+  auto& eng = dnnl_util::engine();
+  const memory::dims sdims = {g.N, g.Ci, g.H, g.W}, ddims = {g.N, g.Co, g.OH, g.OW};
+  const memory::dims strides = {g.S, g.S}, dil = {g.D - 1, g.D - 1}, pad = {g.P, g.P};
+  const memory::desc src_any(sdims, memory::data_type::f32, tag::any), dst_any(ddims, memory::data_type::f32, tag::any);
+  const memory::desc wei_any(weight_dims(g), memory::data_type::f32, tag::any);
+  const memory::desc bias_md({g.Co}, memory::data_type::f32, tag::x);
+  bp->src_user = memory::desc(sdims, memory::data_type::f32, tag::nchw);
+  bp->dst_user = memory::desc(ddims, memory::data_type::f32, tag::nchw);
+  bp->wei_user = memory::desc(weight_dims(g), memory::data_type::f32, g.G == 1 ? tag::oihw : tag::goihw);
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algorithm::convolution_direct, src_any,
+                                     wei_any, bias_md, dst_any, strides, dil, pad, pad);
+  dnnl::convolution_forward::primitive_desc fpd(fd, eng);
+  if (need_dx) {
+    dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, src_any, wei_any, dst_any, strides, dil,
+                                            pad, pad);
+    dnnl::convolution_backward_data::primitive_desc pd(d, eng, fpd);
+    bp->dsrc_md = pd.diff_src_desc();
+    bp->wei_md = pd.weights_desc();
+    bp->dst_md = pd.diff_dst_desc();
+    bp->bwd_data = dnnl::convolution_backward_data(pd);
+    bp->has_data = true;
+  }
+  if (need_dw || need_db) {
+    bp->has_bias = need_db;
+    auto d = need_db ? dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_any, wei_any,
+                                                                bias_md, dst_any, strides, dil, pad, pad)
+                     : dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, src_any, wei_any,
+                                                                dst_any, strides, dil, pad, pad);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, eng, fpd);
+    bp->src_md = pd.src_desc();
+    bp->dwei_md = pd.diff_weights_desc();
+    bp->ddst_w_md = pd.diff_dst_desc();
+    bp->bwd_weights = dnnl::convolution_backward_weights(pd);
+    bp->has_weights = true;
+  }
+  std::lock_guard<std::mutex> l(mu);
+  cache.emplace(key, bp);
+  return bp;
+}
+
+Conv2dGrads conv2d_backward_dnnl(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
+                                 bool need_db, const Geom& g) {
+  auto bp = bwd_prim(g, need_dx, need_dw, need_db);
+  auto& eng = dnnl_util::engine();
+  auto& s = dnnl_util::stream();
+  Tensor gc = gy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
+  // a user buffer in the primitive's format (reordered when they differ)
+  auto as = [&](const memory::desc& want, const memory::desc& user, void* data, int slot) {
+    memory u(user, eng, data);
+    if (want == user) return u;
+    memory m(want, eng, dnnl_util::scratch(slot, want.get_size()));
+    dnnl::reorder(u, m).execute(s, u, m);
+    return m;
+  };
+  Conv2dGrads r;
+  if (need_dx) {
+    r.dx = Tensor::empty(x.sizes());
+    memory ddst = as(bp->dst_md, bp->dst_user, gc.raw_data(), 0);
+    memory wei = as(bp->wei_md, bp->wei_user, wc.raw_data(), 1);
+    memory dsrc_user(bp->src_user, eng, r.dx.raw_data());
+    memory dsrc = bp->dsrc_md == bp->src_user ? dsrc_user
+                                              : memory(bp->dsrc_md, eng, dnnl_util::scratch(2, bp->dsrc_md.get_size()));
+    bp->bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc}});
+    if (!(bp->dsrc_md == bp->src_user)) dnnl::reorder(dsrc, dsrc_user).execute(s, dsrc, dsrc_user);
+    s.wait();
+  }
+  if (need_dw || need_db) {
+    Tensor dw = Tensor::empty(w.sizes()), db = Tensor::empty({g.Co});
+    memory src = as(bp->src_md, bp->src_user, xc.raw_data(), 0);
+    memory ddst = as(bp->ddst_w_md, bp->dst_user, gc.raw_data(), 1);
+    memory dwei_user(bp->wei_user, eng, dw.raw_data());
+    memory dwei = bp->dwei_md == bp->wei_user ? dwei_user
+                                              : memory(bp->dwei_md, eng, dnnl_util::scratch(2, bp->dwei_md.get_size()));
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, dwei}};
+    if (need_db) args.emplace(DNNL_ARG_DIFF_BIAS, memory({{g.Co}, memory::data_type::f32, tag::x}, eng, db.raw_data()));
+    bp->bwd_weights.execute(s, args);
+    if (!(bp->dwei_md == bp->wei_user)) dnnl::reorder(dwei, dwei_user).execute(s, dwei, dwei_user);
+    s.wait();
+    if (need_dw) r.dw = dw;
+    if (need_db) r.db = db;
+  }
+  return r;
+}
+
 }  // namespace
 
 std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<DnnlConvCache>(); }
@@ -515,8 +622,8 @@ std::unique_ptr<ConvCache> ConvCache::create() { return std::make_unique<NoConvC
 
 #endif
 
-Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
-                            bool need_db, const Conv2dParams& p) {
+Conv2dGrads conv2d_backward_portable(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx,
+                                     bool need_dw, bool need_db, const Conv2dParams& p) {
   const char* op = "conv2d_backward";
   const Geom g = check_conv(x, w, Tensor(), p, op);
   detail::check_rank(gy, 4, op, "gradient");
@@ -648,5 +755,23 @@ Tensor conv2d_impl(const Tensor& x, const Tensor& w, const Tensor& b, const Conv
   return y;
 }
 }  // namespace
+
+Conv2dGrads conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, bool need_dx, bool need_dw,
+                            bool need_db, const Conv2dParams& p) {
+#ifdef Y7_USE_DNNL
+  const Geom g = check_conv(x, w, Tensor(), p, "conv2d_backward");
+  detail::check_rank(gy, 4, "conv2d_backward", "gradient");
+  Y7_CHECK(gy.sizes() == Shape({g.N, g.Co, g.OH, g.OW}), "conv2d_backward: gradient ", gy.str(),
+           " does not match output [", g.N, ",", g.Co, ",", g.OH, ",", g.OW, "]");
+  if (!need_dx && !need_dw && !need_db) return {};
+  try {
+    return conv2d_backward_dnnl(gy, x, w, need_dx, need_dw, need_db, g);
+  } catch (const dnnl::error& e) {
+    fail("conv2d_backward: oneDNN failed (", e.what(), ") for input ", x.str(), ", weight ", w.str());
+  }
+#else
+  return conv2d_backward_portable(gy, x, w, need_dx, need_dw, need_db, p);
+#endif
+}
 
 }  // namespace y7::ops
