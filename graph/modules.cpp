@@ -306,7 +306,7 @@ Tensor RepConvLayer::forward(const std::vector<Tensor>& in, Tensor* out) {
 
 Tensor RepConvLayer::forward_train(const std::vector<Tensor>& in) {
   check_input(in, 1, "RepConv");
-  Y7_CHECK(!deploy, "RepConv: a re-parameterized (fused/deploy) RepConv cannot be trained");
+  if (deploy) return reparam.forward_train(in[0]);  // cfg/deploy: one conv with bias and the activation
   Tensor y = ops::add(dense.forward_train(in[0]), one.forward_train(in[0]));
   if (has_identity) y = ops::add(y, identity.forward_train(in[0]));
   return act.act == ops::Act::None ? y : ops::activation(y, act.act, act.alpha);

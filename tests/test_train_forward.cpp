@@ -132,6 +132,24 @@ TEST(TrainForward, Yolov7W6AuxMatchesUpstreamTrainMode) { check_model("yolov7-w6
 // ours sit within 3.5e-4 of upstream's float32 ones (about the sum of the two rounding errors).
 TEST(TrainForward, Yolov7E6EAuxMatchesUpstreamTrainMode) { check_model("yolov7-e6e", 8, 5e-4); }
 
+// cfg/deploy models (plain Detect, RepConv as rbr_reparam) train too: no upstream train-mode maps
+// exist for them, so check the connection only: every parameter gets a gradient.
+TEST(TrainForward, DeployModelsReachEveryParameter) {
+  for (const char* name : {"yolov7-tiny-deploy", "yolov7-deploy"}) {
+    auto model = graph::load_model(shared(name, "model.pt"));
+    model->train();
+    std::vector<Tensor> maps = model->forward_train(io::read_npy(shared(name, "input.npy")));
+    ASSERT_EQ(maps.size(), 3u) << name;
+    std::vector<Tensor> grads;
+    for (auto& m : maps) grads.push_back(Tensor::full(m.sizes(), 1.0));
+    backward(maps, grads);
+    for (auto& [pname, t] : model->named_parameters()) {
+      ASSERT_TRUE(t->grad().defined()) << name << " " << pname;
+      EXPECT_GT(max_abs(t->grad()), 0.0) << name << " " << pname;
+    }
+  }
+}
+
 TEST(TrainForward, EvalPathUnchangedAndErrors) {
   auto model = graph::load_model(shared("yolov7-tiny", "model.pt"));
   Tensor x = io::read_npy(shared("yolov7-tiny", "input.npy"));
