@@ -1,0 +1,359 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "core/autograd.h"
+#include "graph/model.h"
+#include "graph/modules.h"
+#include "io/checkpoint_writer.h"
+#include "io/data_yaml.h"
+#include "train/autoanchor.h"
+#include "train/dataloader.h"
+#include "train/ema.h"
+#include "train/evaluate.h"
+#include "train/trainer_loss.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace fs = std::filesystem;
+
+namespace y7::train {
+namespace {
+
+fs::path increment_run(const fs::path& path, bool exist_ok) {
+  if (!fs::exists(path) || exist_ok) return path;
+  std::string stem = path.filename().string();
+  int n = 1;
+  std::regex re("^" + std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + R"((\d+))");
+  if (fs::exists(path.parent_path()))
+    for (auto& e : fs::directory_iterator(path.parent_path())) {
+      std::smatch m;
+      std::string name = e.path().filename().string();
+      if (std::regex_search(name, m, re)) n = std::max(n, std::stoi(m[1]));
+    }
+  return path.parent_path() / (stem + std::to_string(n + 1));
+}
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+std::string fmts(const char* f, const std::string& v) {
+  char b[256];
+  std::snprintf(b, sizeof b, f, v.c_str());
+  return b;
+}
+
+// F.interpolate(x, size, mode='bilinear', align_corners=False) on a contiguous [B,C,H,W] float32.
+Tensor resize_bilinear(const Tensor& x, int64_t oh, int64_t ow) {
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor xc = x.contiguous();
+  Tensor y = Tensor::empty({B, C, oh, ow});
+  const float* s = xc.data<float>();
+  float* d = y.data<float>();
+  const double sh = double(H) / oh, sw = double(W) / ow;
+  for (int64_t bc = 0; bc < B * C; ++bc)
+    for (int64_t i = 0; i < oh; ++i) {
+      double fy = std::max((i + 0.5) * sh - 0.5, 0.0);
+      int64_t y0 = std::min<int64_t>(int64_t(fy), H - 1), y1 = std::min<int64_t>(y0 + 1, H - 1);
+      double ly = fy - y0;
+      for (int64_t j = 0; j < ow; ++j) {
+        double fx = std::max((j + 0.5) * sw - 0.5, 0.0);
+        int64_t x0 = std::min<int64_t>(int64_t(fx), W - 1), x1 = std::min<int64_t>(x0 + 1, W - 1);
+        double lx = fx - x0;
+        const float* p = s + bc * H * W;
+        d[(bc * oh + i) * ow + j] = float((1 - ly) * ((1 - lx) * p[y0 * W + x0] + lx * p[y0 * W + x1]) +
+                                          ly * ((1 - lx) * p[y1 * W + x0] + lx * p[y1 * W + x1]));
+      }
+    }
+  return y;
+}
+
+void write_hyp_yaml(const fs::path& p, const HypNumbers& h) {
+  std::ofstream f(p);
+  for (auto& [k, v] : h.values) {
+    std::string t;
+    for (int prec = 1; prec <= 17; ++prec) {  // shortest text that reads back exactly (python repr)
+      char b[40];
+      std::snprintf(b, sizeof b, "%.*g", prec, v);
+      t = b;
+      if (std::strtod(b, nullptr) == v) break;
+    }
+    f << k << ": " << t << "\n";
+  }
+}
+
+void write_opt_yaml(const fs::path& p, const TrainOptions& o, const std::string& save_dir) {
+  std::ofstream f(p);
+  auto b = [](bool v) { return v ? "true" : "false"; };
+  f << "weights: '" << o.weights << "'\ncfg: '" << o.cfg << "'\ndata: " << o.data << "\nhyp: " << o.hyp
+    << "\nepochs: " << o.epochs << "\nbatch_size: " << o.batch_size << "\nimg_size:\n- " << o.img_size << "\n- "
+    << o.img_size_test << "\nrect: " << b(o.rect) << "\nresume: " << b(o.resume) << "\nnosave: " << b(o.nosave)
+    << "\nnotest: " << b(o.notest) << "\nnoautoanchor: " << b(o.noautoanchor) << "\nmulti_scale: " << b(o.multi_scale)
+    << "\nsingle_cls: " << b(o.single_cls) << "\nadam: " << b(o.adam) << "\nworkers: " << o.workers
+    << "\nproject: " << o.project << "\nname: " << o.name << "\nexist_ok: " << b(o.exist_ok)
+    << "\nlinear_lr: " << b(o.linear_lr) << "\nlabel_smoothing: " << o.label_smoothing << "\nsave_period: "
+    << o.save_period << "\nfreeze:\n";
+  for (int x : o.freeze) f << "- " << x << "\n";
+  f << "seed: " << o.seed << "\nsave_dir: " << save_dir << "\ntotal_batch_size: " << o.batch_size
+    << "\nworld_size: 1\nglobal_rank: -1\n";
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int check_img_size(int s, int gs) {
+  Y7_CHECK(s > 0, "--img-size must be positive, got ", s);
+  int n = (s + gs - 1) / gs * gs;
+  if (n != s) std::printf("WARNING: --img-size %d must be multiple of max stride %d, updating to %d\n", s, gs, n);
+  return n;
+}
+
+}  // namespace
+
+TrainResult run_train(const TrainOptions& o) {
+  Y7_CHECK(!o.resume, "--resume is not supported yet (start a new run with --weights last.pt to fine-tune)");
+  Y7_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
+  Y7_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
+  Y7_CHECK(!o.data.empty(), "give --data data.yaml");
+  Y7_CHECK(!o.cfg.empty() || !o.weights.empty(), "either --cfg or --weights must be specified");
+  const auto t_start = std::chrono::steady_clock::now();
+  TrainResult R;
+  fs::path save_dir = increment_run(fs::path(o.project) / o.name, o.exist_ok);
+  R.save_dir = save_dir.string();
+  fs::path wdir = save_dir / "weights";
+  fs::create_directories(wdir);
+  const fs::path last = wdir / "last.pt", best = wdir / "best.pt", results_file = save_dir / "results.txt";
+
+  // Hyperparameters
+  Y7_CHECK(!o.hyp.empty(), "give --hyp hyp.yaml");
+  const HypNumbers hyp = read_hyp_numbers(o.hyp);
+  const Hyp data_hyp = Hyp::from_yaml(o.hyp);  // the augmentation keys
+  if (!o.quiet) {
+    std::printf("hyperparameters: ");
+    for (size_t i = 0; i < hyp.values.size(); ++i)
+      std::printf("%s%s=%g", i ? ", " : "", hyp.values[i].first.c_str(), hyp.values[i].second);
+    std::printf("\n");
+  }
+  write_hyp_yaml(save_dir / "hyp.yaml", hyp);
+  write_opt_yaml(save_dir / "opt.yaml", o, save_dir.string());
+
+  io::DataConfig data = io::load_data_yaml(o.data);
+  const int nc = o.single_cls ? 1 : data.nc;
+  std::vector<std::string> names = o.single_cls && data.names.size() != 1 ? std::vector<std::string>{"item"} : data.names;
+  Y7_CHECK(!data.train.empty(), "no train source in ", o.data);
+
+  // Model
+  std::unique_ptr<graph::Model> model;
+  if (!o.weights.empty()) {
+    auto pre = graph::load_model(o.weights);
+    if (!o.cfg.empty())
+      model = graph::Model::from_yaml_file(o.cfg, 3, nc);
+    else
+      model = graph::Model::from_yaml(YAML::Clone(pre->yaml()), 3, nc);
+    model->init_weights(o.seed);
+    // intersect_dicts: same keys and shapes; anchors excluded when a cfg is given
+    auto msd = model->state_dict();
+    std::map<std::string, Tensor> sd;
+    for (auto& [k, v] : pre->state_dict()) {
+      auto it = msd.find(k);
+      if (it == msd.end() || it->second.sizes() != v.sizes()) continue;
+      if (!o.cfg.empty() && k.find("anchor") != std::string::npos) continue;
+      sd[k] = v;
+    }
+    model->load_state_dict(sd, false);
+    std::printf("Transferred %zu/%zu items from %s\n", sd.size(), msd.size(), o.weights.c_str());
+  } else {
+    model = graph::Model::from_yaml_file(o.cfg, 3, nc);
+    model->init_weights(o.seed);
+  }
+  model->names = names;
+  auto& det = dynamic_cast<graph::DetectLayer&>(model->layer(model->num_layers() - 1));
+  Y7_CHECK(!o.aux || det.kind == graph::DetectLayer::Aux, "train_aux needs a model with an IAuxDetect head (",
+           o.cfg, ")");
+  Y7_CHECK(o.aux || det.kind != graph::DetectLayer::Aux,
+           "this model has an IAuxDetect head: train it with 'yolo7 train_aux'");
+  model->train(true);
+
+  // Freeze
+  std::vector<std::string> freeze;
+  if (o.freeze.size() > 1)
+    for (int x : o.freeze) freeze.push_back("model." + std::to_string(x) + ".");
+  else
+    for (int x = 0; x < (o.freeze.empty() ? 0 : o.freeze[0]); ++x) freeze.push_back("model." + std::to_string(x) + ".");
+  for (auto& [k, t] : model->named_parameters())
+    for (auto& f : freeze)
+      if (k.find(f) != std::string::npos) {
+        std::printf("freezing %s\n", k.c_str());
+        t->set_requires_grad(false);
+        break;
+      }
+
+  // Optimizer
+  const int nbs = 64, total_bs = o.batch_size;
+  int accumulate = nominal_accumulate(total_bs, nbs);
+  const double wd = hyp.weight_decay * total_bs * accumulate / nbs;
+  std::printf("Scaled weight_decay = %g\n", wd);
+  auto optimizer = make_optimizer(*model, o.adam, hyp.lr0, hyp.momentum, wd);
+  std::printf("Optimizer groups: %zu .bias, %zu conv.weight, %zu other\n", optimizer->groups()[2].params.size(),
+              optimizer->groups()[1].params.size(), optimizer->groups()[0].params.size());
+  LrLambda lf{o.linear_lr, hyp.lrf, o.epochs};
+  set_epoch_lr(*optimizer, lf, 0);  // LambdaLR construction: lr = initial_lr * lf(0)
+
+  // Image sizes
+  float smax = 0;
+  for (float s : model->stride()) smax = std::max(smax, s);
+  const int gs = std::max(int(smax), 32);
+  const int imgsz = check_img_size(o.img_size, gs), imgsz_test = check_img_size(o.img_size_test, gs);
+
+  // Loaders
+  LoaderPair train = make_train_loader(data.train, imgsz, o.batch_size, gs, data_hyp, o.workers, o.seed, o.rect,
+                                       o.single_cls);
+  int mlc = -1;
+  for (auto& l : train.dataset->labels())
+    for (auto& r : l) mlc = std::max(mlc, int(r[0]));
+  Y7_CHECK(mlc < nc, "Label class ", mlc, " exceeds nc=", nc, " in ", o.data, ". Possible class labels are 0-", nc - 1);
+  const int64_t nb = int64_t(train.loader->num_batches());
+  Y7_CHECK(nb > 0, "no training batches in ", o.data);
+
+  // Anchors
+  if (!o.noautoanchor) check_anchors(*train.dataset, *model, hyp.anchor_t, imgsz);
+
+  // EMA
+  ModelEMA ema(*model);
+
+  // Loss
+  TrainLoss loss_fn(o.hyp, o.label_smoothing, det, nc, imgsz);
+
+  const int64_t nw = warmup_iterations(hyp.warmup_epochs, nb);
+  std::array<double, 7> results{0, 0, 0, 0, 0, 0, 0};
+  double best_fitness = 0;
+  std::mt19937_64 ms_rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
+  std::printf("Image sizes %d train, %d test\nUsing %d dataloader workers\nLogging results to %s\n"
+              "Starting training for %d epochs...\n",
+              imgsz, imgsz_test, o.workers, save_dir.string().c_str(), o.epochs);
+
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    std::array<double, 4> mloss{0, 0, 0, 0};
+    std::printf("\n%10s%10s%10s%10s%10s%10s%10s%10s\n", "Epoch", "gpu_mem", "box", "obj", "cls", "total", "labels",
+                "img_size");
+    train.loader->start_epoch(epoch);
+    model->zero_grad();
+    Batch batch;
+    std::string s;
+    int64_t i = 0;
+    for (; train.loader->next(batch); ++i) {
+      const int64_t ni = i + nb * epoch;
+      Tensor imgs = batch.imgs;
+      if (ni <= nw)
+        accumulate = apply_warmup(*optimizer, ni, nw, epoch, lf, hyp.warmup_bias_lr, hyp.warmup_momentum,
+                                  hyp.momentum, total_bs, nbs);
+      if (o.multi_scale) {
+        const int lo = int(imgsz * 0.5), hi = int(imgsz * 1.5 + gs);
+        std::uniform_int_distribution<int> u(lo, hi - 1);
+        const int sz = u(ms_rng) / gs * gs;
+        const double sf = double(sz) / std::max(imgs.size(2), imgs.size(3));
+        if (sf != 1) {
+          int64_t nh = int64_t(std::ceil(imgs.size(2) * sf / gs)) * gs, nw2 = int64_t(std::ceil(imgs.size(3) * sf / gs)) * gs;
+          imgs = resize_bilinear(imgs, nh, nw2);
+        }
+      }
+      // Forward, loss (scaled by batch size), backward
+      std::vector<Tensor> raw = model->forward_train(imgs);
+      StepLoss lr = loss_fn(raw, batch.targets, imgs.size(2));
+      Y7_CHECK(std::isfinite(lr.loss), "training diverged: non-finite loss at epoch ", epoch, " batch ", i);
+      y7::backward(raw, lr.grads);
+      raw.clear();
+      // Optimize
+      if (ni % accumulate == 0) {
+        optimizer->step();
+        model->zero_grad();
+        model->reset_caches();
+        ema.update(*model);
+      }
+      const double items[4] = {lr.lbox, lr.lobj, lr.lcls, lr.total};
+      for (int k = 0; k < 4; ++k) mloss[k] = (mloss[k] * double(i) + items[k]) / double(i + 1);
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "%10s%10s%10.4g%10.4g%10.4g%10.4g%10.4g%10.4g",
+                    (std::to_string(epoch) + "/" + std::to_string(o.epochs - 1)).c_str(), "0G", mloss[0], mloss[1],
+                    mloss[2], mloss[3], double(batch.targets.size(0)), double(imgs.size(3)));
+      s = buf;
+      if (!o.quiet) std::printf("%s  %lld/%lld\n", s.c_str(), (long long)(i + 1), (long long)nb);
+    }
+    if (o.quiet) std::printf("%s\n", s.c_str());
+    std::fflush(stdout);
+    R.mloss.push_back(mloss);
+    // Scheduler
+    set_epoch_lr(*optimizer, lf, epoch + 1);
+
+    // mAP
+    const bool final_epoch = epoch + 1 == o.epochs;
+    if ((!o.notest || final_epoch) && !data.val.empty()) {
+      auto em = clone_model(ema.ema());
+      em->fuse();
+      TestOptions to;
+      to.data = o.data;
+      to.batch_size = o.batch_size * 2;
+      to.img_size = imgsz_test;
+      to.single_cls = o.single_cls;
+      to.workers = o.workers;
+      to.verbose = nc < 50 && final_epoch;
+      TestResults tr = run_test(*em, to);
+      results = {tr.metrics.mp, tr.metrics.mr, tr.metrics.map50, tr.metrics.map, 0, 0, 0};
+    }
+    {
+      std::ofstream f(results_file, std::ios::app);
+      f << s;
+      for (double v : results) f << fmt("%10.4g", v);
+      f << "\n";
+    }
+    R.results.push_back(results);
+    const double fi = fitness(results[0], results[1], results[2], results[3]);
+    if (fi > best_fitness) best_fitness = fi;
+
+    // Save
+    if (!o.nosave || final_epoch) {
+      io::TrainingCheckpoint ck;
+      ck.epoch = epoch;
+      ck.best_fitness = best_fitness;
+      ck.training_results = read_text(results_file);
+      ck.model = model.get();
+      ck.ema = &ema.ema();
+      ck.updates = ema.updates;
+      ck.optimizer = optimizer->state_dict();
+      ck.wandb_id = io::py::none();
+      ck.model_attrs = {{"nc", io::py::integer(nc)}, {"gr", io::py::real(1.0)}};
+      io::save_training_checkpoint(last.string(), ck);
+      if (best_fitness == fi) fs::copy_file(last, best, fs::copy_options::overwrite_existing);
+      if (o.save_period > 0 && ((epoch + 1) % o.save_period == 0) && !final_epoch)
+        fs::copy_file(last, wdir / ("epoch_" + fmt("%03.0f", epoch) + ".pt"), fs::copy_options::overwrite_existing);
+    }
+  }
+  R.best_fitness = best_fitness;
+  // strip_optimizer: the EMA model alone, half precision
+  for (const fs::path& f : {last, best})
+    if (fs::exists(f)) {
+      auto m = graph::load_model(f.string());
+      io::save_stripped_checkpoint(f.string(), *m, true);
+    }
+  R.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  std::printf("%d epochs completed in %.3f hours.\n", o.epochs, R.seconds / 3600);
+  return R;
+}
+
+}  // namespace y7::train

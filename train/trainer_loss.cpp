@@ -1,0 +1,39 @@
+#include "train/trainer_loss.h"
+
+#include "graph/modules.h"
+#include "train/hyp.h"
+#include "train/loss.h"
+
+namespace y7::train {
+
+HypNumbers read_hyp_numbers(const std::string& path) {
+  Hyp h = load_hyp(path);
+  HypNumbers n{h.lr0, h.lrf, h.momentum, h.weight_decay, h.warmup_epochs, h.warmup_momentum, h.warmup_bias_lr,
+               h.anchor_t, h.values};
+  return n;
+}
+
+struct TrainLoss::Impl {
+  LossConfig cfg;
+};
+
+TrainLoss::TrainLoss(const std::string& hyp_path, double label_smoothing, const graph::DetectLayer& det, int nc,
+                     int imgsz)
+    : impl_(std::make_unique<Impl>()) {
+  Hyp h = load_hyp(hyp_path);
+  scale_hyp(h, det.nl, nc, imgsz);
+  h.label_smoothing = label_smoothing;
+  impl_->cfg = loss_config_for(det, h, 1.0);
+}
+
+TrainLoss::~TrainLoss() = default;
+
+StepLoss TrainLoss::operator()(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h) const {
+  LossResult r = compute_loss(raw, targets, img_h, impl_->cfg, true);
+  StepLoss s;
+  s.lbox = r.lbox, s.lobj = r.lobj, s.lcls = r.lcls, s.total = r.total, s.loss = r.loss;
+  s.grads = std::move(r.grads);
+  return s;
+}
+
+}  // namespace y7::train

@@ -1,0 +1,40 @@
+// The loss side of the trainer, behind an interface free of train::Hyp: train/hyp.h (loss hyp) and
+// train/augment.h (data hyp) both define y7::train::Hyp, so they cannot meet in one translation unit.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace y7::graph {
+class DetectLayer;
+}
+
+namespace y7::train {
+
+struct HypNumbers {  // the hyp values the trainer itself reads (unscaled)
+  double lr0, lrf, momentum, weight_decay, warmup_epochs, warmup_momentum, warmup_bias_lr, anchor_t;
+  std::vector<std::pair<std::string, double>> values;  // every key in file order
+};
+HypNumbers read_hyp_numbers(const std::string& path);
+
+struct StepLoss {
+  double lbox = 0, lobj = 0, lcls = 0, total = 0, loss = 0;
+  std::vector<Tensor> grads;
+};
+
+class TrainLoss {
+ public:
+  // Loads the hyp file, sets label_smoothing, applies train.py's scaling for (nl, nc, imgsz).
+  TrainLoss(const std::string& hyp_path, double label_smoothing, const graph::DetectLayer& det, int nc, int imgsz);
+  ~TrainLoss();
+  StepLoss operator()(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace y7::train
