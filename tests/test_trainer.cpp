@@ -1,0 +1,136 @@
+// Trainer: the training step (train-mode forward -> loss -> backward -> optimizer) and the
+// `yolo7 train` run on the synthetic shapes set (train/shapes.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/autograd.h"
+#include "graph/model.h"
+#include "graph/modules.h"
+#include "train/optimizer.h"
+#include "train/shapes.h"
+#include "train/trainer.h"
+#include "train/trainer_loss.h"
+#include "tests/cli_util.h"
+
+using namespace y7;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string repo_file(const std::string& rel) { return std::string(Y7_TEST_DATA) + "/../../" + rel; }
+
+// yolov7-tiny at width 0.25 (the test cfg), nc 6
+std::string write_tiny_cfg(const fs::path& dir) {
+  YAML::Node cfg = YAML::LoadFile(repo_file("cfg/training/yolov7-tiny.yaml"));
+  cfg["width_multiple"] = 0.25;
+  cfg["nc"] = 6;
+  fs::create_directories(dir);
+  std::string p = (dir / "tiny25.yaml").string();
+  std::ofstream(p) << YAML::Dump(cfg);
+  return p;
+}
+
+// a hyp without augmentation, lr0 as given
+std::string write_hyp(const fs::path& dir, double lr0) {
+  YAML::Node h = YAML::LoadFile(repo_file("data/hyp.scratch.tiny.yaml"));
+  for (const char* k : {"hsv_h", "hsv_s", "hsv_v", "translate", "scale", "fliplr", "mosaic", "mixup", "paste_in"})
+    h[k] = 0.0;
+  h["lr0"] = lr0;
+  std::string p = (dir / "hyp.yaml").string();
+  std::ofstream(p) << YAML::Dump(h);
+  return p;
+}
+
+}  // namespace
+
+TEST(Trainer, StepsReduceLossOnAFixedBatch) {
+  fs::path dir = fs::temp_directory_path() / "y7_trainer_step";
+  fs::remove_all(dir);
+  auto model = graph::Model::from_yaml_file(write_tiny_cfg(dir), 3, 6);
+  model->init_weights(0);
+  model->train(true);
+  auto& det = dynamic_cast<graph::DetectLayer&>(model->layer(model->num_layers() - 1));
+  train::TrainLoss loss(write_hyp(dir, 0.01), 0.0, det, 6, 64);
+  // a batch of 4 synthetic 64x64 images
+  const int B = 4, S = 64;
+  Tensor imgs = Tensor::empty({B, 3, S, S});
+  std::vector<float> rows;
+  for (int b = 0; b < B; ++b) {
+    auto im = train::make_shape_image(S, 100 + b);
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < S; ++y)
+        for (int x = 0; x < S; ++x)
+          imgs.data<float>()[((b * 3 + c) * S + y) * S + x] = im.img.data[(y * S + x) * 3 + c] / 255.f;
+    for (auto& o : im.objects)
+      rows.insert(rows.end(), {float(b), float(o.cls), (o.x0 + o.x1) / 2.f / S, (o.y0 + o.y1) / 2.f / S,
+                               float(o.x1 - o.x0) / S, float(o.y1 - o.y0) / S});
+  }
+  Tensor targets = Tensor::from_vector(rows, {int64_t(rows.size() / 6), 6});
+  auto opt = train::make_optimizer(*model, false, 0.05, 0.937, 0.0005);
+  std::vector<double> curve;
+  for (int it = 0; it < 20; ++it) {
+    auto raw = model->forward_train(imgs);
+    train::StepLoss l = loss(raw, targets, S);
+    curve.push_back(l.total);
+    backward(raw, l.grads);
+    opt->step();
+    model->zero_grad();
+    model->reset_caches();
+  }
+  std::printf("  loss per step:");
+  for (double v : curve) std::printf(" %.4f", v);
+  std::printf("\n");
+  EXPECT_LT(curve.back(), 0.8 * curve.front());
+}
+
+TEST(Trainer, CliRunWritesUpstreamRunFolder) {
+  fs::path dir = test::scratch("trainer_cli");
+  train::ShapesOptions so;
+  so.n_train = 16, so.n_val = 8, so.size = 96, so.seed = 3;
+  std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
+  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  const std::string common = " --cfg " + cfg + " --data " + data + " --hyp " + hyp +
+                             " --epochs 2 --batch-size 8 --img-size 96 --workers 1 --quiet --notest --project " +
+                             (dir / "runs").string() + " --name exp";
+  auto r = test::run_cli("train" + common);
+  ASSERT_EQ(r.code, 0) << r.out;
+  fs::path run = dir / "runs" / "exp";
+  EXPECT_NE(r.out.find("Optimizer groups: 58 .bias, 58 conv.weight, 61 other"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Scaled weight_decay = 0.0005"), std::string::npos) << r.out;  // bs 8 x accumulate 8 = 64
+  for (const char* f : {"weights/last.pt", "weights/best.pt", "hyp.yaml", "opt.yaml", "results.txt"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  // results.txt: one line per epoch, 8 + 7 columns; --notest still evaluates the final epoch
+  std::ifstream rf(run / "results.txt");
+  std::string line;
+  int n = 0;
+  while (std::getline(rf, line)) {
+    std::istringstream ss(line);
+    std::vector<std::string> cols;
+    for (std::string c; ss >> c;) cols.push_back(c);
+    EXPECT_EQ(cols.size(), 15u) << line;
+    if (cols.size() == 15) {
+      EXPECT_EQ(cols[0], std::to_string(n) + "/1");
+      EXPECT_TRUE(std::isfinite(std::stod(cols[5])) && std::stod(cols[5]) > 0) << line;
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+  // the stripped checkpoint loads as a model (the EMA)
+  auto m = graph::load_model((run / "weights/last.pt").string());
+  EXPECT_EQ(m->nc(), 6);
+  // a second run increments the folder name; a bad option fails with one line
+  auto r2 = test::run_cli("train" + common + " --epochs 1 --nosave");
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  EXPECT_TRUE(fs::exists(dir / "runs" / "exp2" / "results.txt"));
+  auto bad = test::run_cli("train --cfg " + cfg + " --data " + data + " --hyp " + hyp + " --batch-size 0");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("yolo7: error:"), std::string::npos) << bad.out;
+  auto aux = test::run_cli("train_aux" + common);
+  EXPECT_EQ(aux.code, 1);
+  EXPECT_NE(aux.out.find("IAuxDetect"), std::string::npos) << aux.out;
+}
