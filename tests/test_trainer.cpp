@@ -11,6 +11,8 @@
 #include "core/autograd.h"
 #include "graph/model.h"
 #include "graph/modules.h"
+#include "train/autoanchor.h"
+#include "train/dataset.h"
 #include "train/optimizer.h"
 #include "train/shapes.h"
 #include "train/trainer.h"
@@ -133,4 +135,65 @@ TEST(Trainer, CliRunWritesUpstreamRunFolder) {
   auto aux = test::run_cli("train_aux" + common);
   EXPECT_EQ(aux.code, 1);
   EXPECT_NE(aux.out.find("IAuxDetect"), std::string::npos) << aux.out;
+}
+
+TEST(AutoAnchor, MetricMatchesUpstreamAndKmeansRecovers) {
+  // upstream check_anchors' metric() in torch on these sizes and yolov7's anchors: bpr 0.75, aat 3.0
+  std::vector<std::array<float, 2>> wh = {{5, 7},    {12, 30},   {40, 38}, {100, 60},
+                                          {200, 220}, {3, 3},    {64, 16}, {150, 10}};
+  std::vector<std::array<float, 2>> k = {{10, 13}, {16, 30},  {33, 23},   {30, 61},  {62, 45},
+                                         {59, 119}, {116, 90}, {156, 198}, {373, 326}};
+  auto m = train::anchor_metric(wh, k, 4.0);
+  EXPECT_DOUBLE_EQ(m.bpr, 0.75);
+  EXPECT_DOUBLE_EQ(m.aat, 3.0);
+  // three tight clusters of sizes: k-means + evolution finds anchors that recall all of them
+  std::vector<std::array<float, 2>> pts;
+  const float centers[3][2] = {{8, 40}, {60, 12}, {150, 150}};
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 30; ++i)
+      pts.push_back({centers[c][0] * (1 + 0.01f * (i % 7 - 3)), centers[c][1] * (1 + 0.01f * (i % 5 - 2))});
+  auto bad = std::vector<std::array<float, 2>>{{300, 300}, {310, 320}, {320, 310}};
+  EXPECT_LT(train::anchor_metric(pts, bad, 4.0).bpr, 0.5);
+  auto ka = train::kmean_anchors(pts, 3, 4.0, 200, 0);
+  ASSERT_EQ(ka.size(), 3u);
+  EXPECT_DOUBLE_EQ(train::anchor_metric(pts, ka, 4.0).bpr, 1.0);
+  for (int c = 0; c < 3; ++c) {  // sorted by area: (60,12), (8,40)... areas 720, 320 -> (8,40) first
+    const float* want = c == 0 ? centers[0] : c == 1 ? centers[1] : centers[2];
+    EXPECT_NEAR(ka[c][0] / want[0], 1.0, 0.15) << c;
+    EXPECT_NEAR(ka[c][1] / want[1], 1.0, 0.15) << c;
+  }
+}
+
+TEST(AutoAnchor, CheckAnchorsInstallsBetterAnchors) {
+  fs::path dir = test::scratch("autoanchor");
+  train::ShapesOptions so;
+  so.n_train = 16, so.n_val = 1, so.size = 96, so.seed = 4;
+  train::write_shapes_dataset((dir / "shapes").string(), so);
+  train::DatasetOptions dopt;
+  dopt.img_size = 96, dopt.verbose = false;
+  train::Dataset ds({(dir / "shapes" / "images" / "train").string()}, dopt);
+  YAML::Node cfg = YAML::LoadFile(write_tiny_cfg(dir));
+  for (auto a : cfg["anchors"])  // anchors 8x too large for 96-pixel images
+    for (size_t j = 0; j < a.size(); ++j) a[j] = a[j].as<double>() * 8;
+  auto model = graph::Model::from_yaml(cfg, 3, 6);
+  auto& det = dynamic_cast<graph::DetectLayer&>(model->layer(model->num_layers() - 1));
+  std::vector<std::array<float, 2>> before;
+  for (int64_t i = 0; i < det.anchor_grid.numel() / 2; ++i)
+    before.push_back({det.anchor_grid.data<float>()[2 * i], det.anchor_grid.data<float>()[2 * i + 1]});
+  auto wh = train::label_sizes(ds, 96, false, 0);
+  const double bpr0 = train::anchor_metric(wh, before, 4.0).bpr;
+  auto m = train::check_anchors(ds, *model, 4.0, 96, 0);
+  std::vector<std::array<float, 2>> after;
+  for (int64_t i = 0; i < det.anchor_grid.numel() / 2; ++i)
+    after.push_back({det.anchor_grid.data<float>()[2 * i], det.anchor_grid.data<float>()[2 * i + 1]});
+  const double bpr1 = train::anchor_metric(wh, after, 4.0).bpr;
+  std::printf("  BPR %.4f -> %.4f\n", bpr0, bpr1);
+  EXPECT_LT(bpr0, 0.98);
+  EXPECT_GT(bpr1, bpr0);
+  EXPECT_GT(m.bpr, bpr0);
+  // grid-unit anchors follow: anchors = anchor_grid / stride per level
+  for (int l = 0; l < det.nl; ++l)
+    for (int j = 0; j < det.na * 2; ++j)
+      EXPECT_FLOAT_EQ(det.anchors.data<float>()[l * det.na * 2 + j],
+                      det.anchor_grid.data<float>()[l * det.na * 2 + j] / det.stride[l]);
 }
