@@ -115,6 +115,11 @@ TEST(Optimizer, UpstreamParameterGroups) {
     EXPECT_EQ(e[0], c.e0) << c.cfg;
     EXPECT_EQ(e[1], c.e1) << c.cfg;
     EXPECT_EQ(e[2], c.e2) << c.cfg;
+    // upstream order at the end of pg0: the head's im.0..2 then ia.0..2 (optimizer state indices)
+    const auto& n0 = pg.names[0];
+    ASSERT_GE(n0.size(), 6u);
+    EXPECT_NE(n0[n0.size() - 6].find(".im.0.implicit"), std::string::npos) << n0[n0.size() - 6];
+    EXPECT_NE(n0[n0.size() - 3].find(".ia.0.implicit"), std::string::npos) << n0[n0.size() - 3];
   }
 }
 

@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/autograd.h"
@@ -155,6 +156,19 @@ ParamGroups group_parameters(graph::Model& model) {
     pg.names[g].push_back(name);
     pg.params[g].push_back(t);
   }
+  // train.py visits a head's `im` before its `ia` (and the head before its children): within pg0,
+  // the implicit vectors come im first, then ia (the optimizer state indices depend on it).
+  std::vector<size_t> imp;
+  for (size_t i = 0; i < pg.names[0].size(); ++i)
+    if (pg.names[0][i].find("implicit") != std::string::npos) imp.push_back(i);
+  std::vector<size_t> order = imp;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    auto rank = [&](size_t i) { return pg.names[0][i].find(".ia.") != std::string::npos ? 1 : 0; };
+    return rank(a) < rank(b);
+  });
+  auto names0 = pg.names[0];
+  auto params0 = pg.params[0];
+  for (size_t k = 0; k < imp.size(); ++k) pg.names[0][imp[k]] = names0[order[k]], pg.params[0][imp[k]] = params0[order[k]];
   return pg;
 }
 
