@@ -197,3 +197,37 @@ TEST(AutoAnchor, CheckAnchorsInstallsBetterAnchors) {
       EXPECT_FLOAT_EQ(det.anchors.data<float>()[l * det.na * 2 + j],
                       det.anchor_grid.data<float>()[l * det.na * 2 + j] / det.stride[l]);
 }
+
+TEST(Trainer, ResumeContinuesAnInterruptedRun) {
+  fs::path dir = test::scratch("trainer_resume");
+  train::ShapesOptions so;
+  so.n_train = 8, so.n_val = 4, so.size = 64, so.seed = 6;
+  std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
+  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  auto r = test::run_cli("train --cfg " + cfg + " --data " + data + " --hyp " + hyp +
+                         " --epochs 3 --batch-size 4 --img-size 64 --workers 1 --quiet --notest --noautoanchor"
+                         " --project " + (dir / "runs").string() + " --name a");
+  ASSERT_EQ(r.code, 0) << r.out;
+  fs::path a = dir / "runs" / "a", b = dir / "runs" / "b";
+  // the finished run's last.pt is stripped: nothing to resume
+  auto done = test::run_cli("train --resume --weights " + (a / "weights" / "last.pt").string());
+  EXPECT_EQ(done.code, 1);
+  EXPECT_NE(done.out.find("nothing to resume"), std::string::npos) << done.out;
+  // a run interrupted after epoch 0 (train.py keeps epoch_000.pt, a full training checkpoint)
+  fs::create_directories(b / "weights");
+  for (const char* f : {"opt.yaml", "hyp.yaml"}) fs::copy_file(a / f, b / f);
+  fs::copy_file(a / "weights" / "epoch_000.pt", b / "weights" / "last.pt");
+  auto res = test::run_cli("train --resume --quiet --weights " + (b / "weights" / "last.pt").string());
+  ASSERT_EQ(res.code, 0) << res.out;
+  EXPECT_NE(res.out.find("2 epochs completed"), std::string::npos) << res.out;
+  std::ifstream fa(a / "results.txt"), fb(b / "results.txt");
+  std::vector<std::string> la, lb;
+  for (std::string l; std::getline(fa, l);) la.push_back(l);
+  for (std::string l; std::getline(fb, l);) lb.push_back(l);
+  ASSERT_EQ(la.size(), 3u);
+  ASSERT_EQ(lb.size(), 3u);
+  EXPECT_EQ(la[0], lb[0]);  // epoch 0 restored from the checkpoint's training_results
+  EXPECT_EQ(lb[1].substr(0, 10), "       1/2");
+  EXPECT_EQ(lb[2].substr(0, 10), "       2/2");
+  EXPECT_TRUE(graph::load_model((b / "weights" / "last.pt").string()) != nullptr);
+}

@@ -4,6 +4,8 @@
 //       [--notest] [--noautoanchor] [--multi-scale] [--single-cls] [--adam] [--linear-lr]
 //       [--label-smoothing 0] [--freeze 0] [--workers 8] [--project runs/train] [--name exp]
 //       [--exist-ok] [--save_period -1] [--seed 0] [--quiet]
+//   yolo7 train --resume [--weights runs/train/exp/weights/last.pt]   (default: the newest last*.pt
+//       under --project; the options come from the run's opt.yaml and hyp.yaml)
 #include <cstdio>
 
 #include "core/error.h"

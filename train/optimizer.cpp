@@ -5,6 +5,7 @@
 
 #include "core/autograd.h"
 #include "graph/model.h"
+#include "io/pickle.h"
 
 namespace y7::train {
 
@@ -137,6 +138,68 @@ io::PyRef Optimizer::state_dict() const {
   sd->set("state", state);
   sd->set("param_groups", groups);
   return sd;
+}
+
+void Optimizer::load_state_dict(const io::PickleValue& sd) {
+  using K = io::PickleValue::Kind;
+  const io::PickleValue* pgs = sd.get("param_groups");
+  const io::PickleValue* st = sd.get("state");
+  Y7_CHECK(pgs && pgs->is(K::List) && st && st->is(K::Dict), "optimizer state: not a torch optimizer state_dict");
+  Y7_CHECK(pgs->items.size() == groups_.size(), "optimizer state: ", pgs->items.size(), " parameter groups, expected ",
+           groups_.size());
+  for (size_t j = 0; j < groups_.size(); ++j) {
+    const io::PickleValue* params = pgs->items[j]->get("params");
+    Y7_CHECK(params && params->items.size() == groups_[j].params.size(), "optimizer state: group ", j, " has ",
+             params ? params->items.size() : 0, " parameters, the model's has ", groups_[j].params.size());
+  }
+  auto num = [](const io::PickleValue* g, const char* k, double def) {
+    const io::PickleValue* v = g->get(k);
+    return v && v->is_number() ? v->number() : def;
+  };
+  size_t base = 0;
+  std::vector<State> fresh(state_.size());
+  for (size_t j = 0; j < groups_.size(); ++j) {
+    const io::PickleValue* g = pgs->items[j];
+    auto& G = groups_[j];
+    G.lr = num(g, "lr", G.lr);
+    G.initial_lr = num(g, "initial_lr", G.initial_lr);
+    G.weight_decay = num(g, "weight_decay", G.weight_decay);
+    if (kind_ == OptKind::SGD) {
+      G.momentum = num(g, "momentum", G.momentum);
+    } else if (const io::PickleValue* b = g->get("betas"); b && !b->items.empty() && b->items[0]->is_number()) {
+      G.momentum = b->items[0]->number();
+    }
+    const io::PickleValue* params = g->get("params");
+    for (size_t k = 0; k < G.params.size(); ++k) {
+      const int64_t id = params->items[k]->as_int();
+      const io::PickleValue* ps = nullptr;
+      for (auto& [key, val] : st->entries)
+        if (key->kind == K::Int && key->integer == id) ps = val;
+      if (!ps) continue;
+      State& S = fresh[base + k];
+      auto load = [&](const char* name) {
+        const io::PickleValue* t = ps->get(name);
+        if (!t) return Tensor();
+        Y7_CHECK(t->is(K::Tensor) && t->tensor.sizes() == G.params[k]->sizes(), "optimizer state: '", name,
+                 "' of parameter ", id, " does not match ", G.names[k]);
+        Tensor c = Tensor::empty(G.params[k]->sizes());
+        c.copy_(t->tensor);
+        return c;
+      };
+      if (kind_ == OptKind::SGD) {
+        S.momentum_buffer = load("momentum_buffer");
+      } else {
+        S.exp_avg = load("exp_avg"), S.exp_avg_sq = load("exp_avg_sq");
+        const io::PickleValue* step = ps->get("step");
+        if (step && step->is(K::Tensor)) S.step = int64_t(step->tensor.item());
+        else if (step && step->is_number()) S.step = int64_t(step->number());
+        Y7_CHECK(S.exp_avg.defined() && S.exp_avg_sq.defined(), "optimizer state: Adam state of ", G.names[k],
+                 " is incomplete (was the checkpoint trained with SGD?)");
+      }
+    }
+    base += G.params.size();
+  }
+  state_ = std::move(fresh);
 }
 
 static bool ends_with(const std::string& s, const std::string& suf) {

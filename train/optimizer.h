@@ -11,6 +11,10 @@
 #include "core/tensor.h"
 #include "io/pickle_writer.h"
 
+namespace y7::io {
+struct PickleValue;
+}
+
 namespace y7::graph {
 class Model;
 }
@@ -48,6 +52,10 @@ class Optimizer {
   const std::vector<State>& state() const { return state_; }
   // torch optimizer.state_dict(): {'state': {i: {...}}, 'param_groups': [{..., 'params': [i...]}]}.
   io::PyRef state_dict() const;
+  // optimizer.load_state_dict(): group hyperparameters (lr, initial_lr, momentum/betas,
+  // weight_decay) and per-parameter state from an unpickled state_dict() tree with the same
+  // group sizes. Clear one-line errors on mismatches.
+  void load_state_dict(const io::PickleValue& sd);
 
  private:
   OptKind kind_;

@@ -14,7 +14,9 @@
 #include "core/autograd.h"
 #include "graph/model.h"
 #include "graph/modules.h"
+#include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
+#include "io/pickle.h"
 #include "io/data_yaml.h"
 #include "train/autoanchor.h"
 #include "train/dataloader.h"
@@ -124,17 +126,77 @@ int check_img_size(int s, int gs) {
   return n;
 }
 
+// --resume: the checkpoint (given, or the newest last.pt under the project folder) and the run's
+// opt.yaml, which supplies the options like upstream.
+struct ResumeState {
+  fs::path ckpt_path, save_dir;
+  io::Checkpoint ck;
+};
+
+fs::path latest_last_pt(const fs::path& project) {
+  fs::path best;
+  fs::file_time_type t{};
+  if (fs::exists(project))
+    for (auto& e : fs::recursive_directory_iterator(project))
+      if (e.is_regular_file() && e.path().filename().string().rfind("last", 0) == 0 && e.path().extension() == ".pt" &&
+          (best.empty() || e.last_write_time() > t))
+        best = e.path(), t = e.last_write_time();
+  Y7_CHECK(!best.empty(), "--resume: no last*.pt found under ", project.string());
+  return best;
+}
+
+TrainOptions resume_options(const TrainOptions& in, ResumeState& rs) {
+  rs.ckpt_path = in.weights.empty() ? latest_last_pt(in.project) : fs::path(in.weights);
+  Y7_CHECK(fs::is_regular_file(rs.ckpt_path), "--resume: checkpoint ", rs.ckpt_path.string(), " does not exist");
+  rs.save_dir = rs.ckpt_path.parent_path().parent_path();
+  fs::path opt_yaml = rs.save_dir / "opt.yaml";
+  Y7_CHECK(fs::exists(opt_yaml), "--resume: ", opt_yaml.string(), " not found next to the checkpoint");
+  YAML::Node y;
+  try {
+    y = YAML::LoadFile(opt_yaml.string());
+  } catch (const std::exception& e) {
+    fail("--resume: cannot read ", opt_yaml.string(), ": ", e.what());
+  }
+  TrainOptions o = in;
+  try {
+    o.data = y["data"].as<std::string>();
+    o.epochs = y["epochs"].as<int>();
+    o.batch_size = y["batch_size"].as<int>();
+    o.img_size = y["img_size"][0].as<int>(), o.img_size_test = y["img_size"][1].as<int>();
+    for (auto [k, f] : std::initializer_list<std::pair<const char*, bool*>>{
+             {"rect", &o.rect}, {"nosave", &o.nosave}, {"notest", &o.notest}, {"noautoanchor", &o.noautoanchor},
+             {"multi_scale", &o.multi_scale}, {"single_cls", &o.single_cls}, {"adam", &o.adam},
+             {"linear_lr", &o.linear_lr}})
+      if (y[k]) *f = y[k].as<bool>();
+    if (y["label_smoothing"]) o.label_smoothing = y["label_smoothing"].as<double>();
+    if (y["workers"]) o.workers = y["workers"].as<int>();
+    if (y["save_period"]) o.save_period = y["save_period"].as<int>();
+    if (y["seed"]) o.seed = y["seed"].as<uint64_t>();
+    if (y["freeze"]) o.freeze = y["freeze"].as<std::vector<int>>();
+  } catch (const YAML::Exception& e) {
+    fail("--resume: bad ", opt_yaml.string(), ": ", e.what());
+  }
+  o.hyp = (rs.save_dir / "hyp.yaml").string();
+  o.resume = true;
+  rs.ck = io::load_checkpoint(rs.ckpt_path.string());
+  Y7_CHECK(rs.ck.epoch >= 0 && rs.ck.model && rs.ck.root && rs.ck.root->get("optimizer") &&
+               !rs.ck.root->get("optimizer")->is_none(),
+           rs.ckpt_path.string(), " training to ", o.epochs, " epochs is finished, nothing to resume.");
+  return o;
+}
+
 }  // namespace
 
-TrainResult run_train(const TrainOptions& o) {
-  Y7_CHECK(!o.resume, "--resume is not supported yet (start a new run with --weights last.pt to fine-tune)");
+TrainResult run_train(const TrainOptions& o_in) {
+  ResumeState rs;
+  const TrainOptions o = o_in.resume ? resume_options(o_in, rs) : o_in;
   Y7_CHECK(o.epochs > 0, "--epochs must be positive, got ", o.epochs);
   Y7_CHECK(o.batch_size > 0, "--batch-size must be positive, got ", o.batch_size);
   Y7_CHECK(!o.data.empty(), "give --data data.yaml");
   Y7_CHECK(!o.cfg.empty() || !o.weights.empty(), "either --cfg or --weights must be specified");
   const auto t_start = std::chrono::steady_clock::now();
   TrainResult R;
-  fs::path save_dir = increment_run(fs::path(o.project) / o.name, o.exist_ok);
+  fs::path save_dir = o.resume ? rs.save_dir : increment_run(fs::path(o.project) / o.name, o.exist_ok);
   R.save_dir = save_dir.string();
   fs::path wdir = save_dir / "weights";
   fs::create_directories(wdir);
@@ -150,8 +212,10 @@ TrainResult run_train(const TrainOptions& o) {
       std::printf("%s%s=%g", i ? ", " : "", hyp.values[i].first.c_str(), hyp.values[i].second);
     std::printf("\n");
   }
-  write_hyp_yaml(save_dir / "hyp.yaml", hyp);
-  write_opt_yaml(save_dir / "opt.yaml", o, save_dir.string());
+  if (!o.resume) {
+    write_hyp_yaml(save_dir / "hyp.yaml", hyp);
+    write_opt_yaml(save_dir / "opt.yaml", o, save_dir.string());
+  }
 
   io::DataConfig data = io::load_data_yaml(o.data);
   const int nc = o.single_cls ? 1 : data.nc;
@@ -160,7 +224,11 @@ TrainResult run_train(const TrainOptions& o) {
 
   // Model
   std::unique_ptr<graph::Model> model;
-  if (!o.weights.empty()) {
+  if (o.resume) {
+    model = graph::Model::from_yaml(YAML::Clone(rs.ck.model->yaml), 3, nc);
+    model->load_state_dict(rs.ck.model->state, true);
+    std::printf("Resuming training from %s\n", rs.ckpt_path.string().c_str());
+  } else if (!o.weights.empty()) {
     auto pre = graph::load_model(o.weights);
     if (!o.cfg.empty())
       model = graph::Model::from_yaml_file(o.cfg, 3, nc);
@@ -232,23 +300,38 @@ TrainResult run_train(const TrainOptions& o) {
   Y7_CHECK(nb > 0, "no training batches in ", o.data);
 
   // Anchors
-  if (!o.noautoanchor) check_anchors(*train.dataset, *model, hyp.anchor_t, imgsz);
+  if (!o.noautoanchor && !o.resume) check_anchors(*train.dataset, *model, hyp.anchor_t, imgsz);
 
   // EMA
   ModelEMA ema(*model);
+  int start_epoch = 0;
+  double best_fitness = 0;
+  if (o.resume) {
+    optimizer->load_state_dict(*rs.ck.root->get("optimizer"));
+    if (rs.ck.ema) {
+      ema.ema().load_state_dict(rs.ck.ema->state, true);
+      ema.updates = rs.ck.updates.value_or(0);
+    }
+    best_fitness = rs.ck.best_fitness.value_or(0.0);
+    if (const io::PickleValue* tr = rs.ck.root->get("training_results"); tr && tr->is(io::PickleValue::Kind::String))
+      std::ofstream(results_file) << tr->str;
+    start_epoch = int(rs.ck.epoch) + 1;
+    Y7_CHECK(start_epoch < o.epochs, rs.ckpt_path.string(), " training to ", o.epochs,
+             " epochs is finished, nothing to resume.");
+    rs.ck = io::Checkpoint();  // free the checkpoint's memory
+  }
 
   // Loss
   TrainLoss loss_fn(o.hyp, o.label_smoothing, det, nc, imgsz);
 
   const int64_t nw = warmup_iterations(hyp.warmup_epochs, nb);
   std::array<double, 7> results{0, 0, 0, 0, 0, 0, 0};
-  double best_fitness = 0;
   std::mt19937_64 ms_rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
   std::printf("Image sizes %d train, %d test\nUsing %d dataloader workers\nLogging results to %s\n"
               "Starting training for %d epochs...\n",
               imgsz, imgsz_test, o.workers, save_dir.string().c_str(), o.epochs);
 
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+  for (int epoch = start_epoch; epoch < o.epochs; ++epoch) {
     std::array<double, 4> mloss{0, 0, 0, 0};
     std::printf("\n%10s%10s%10s%10s%10s%10s%10s%10s\n", "Epoch", "gpu_mem", "box", "obj", "cls", "total", "labels",
                 "img_size");
@@ -340,8 +423,11 @@ TrainResult run_train(const TrainOptions& o) {
       ck.model_attrs = {{"nc", io::py::integer(nc)}, {"gr", io::py::real(1.0)}};
       io::save_training_checkpoint(last.string(), ck);
       if (best_fitness == fi) fs::copy_file(last, best, fs::copy_options::overwrite_existing);
-      if (o.save_period > 0 && ((epoch + 1) % o.save_period == 0) && !final_epoch)
-        fs::copy_file(last, wdir / ("epoch_" + fmt("%03.0f", epoch) + ".pt"), fs::copy_options::overwrite_existing);
+      auto keep = [&](const std::string& name) {
+        fs::copy_file(last, wdir / (name + fmt("%03.0f", epoch) + ".pt"), fs::copy_options::overwrite_existing);
+      };
+      if (best_fitness == fi && epoch >= 200) keep("best_");
+      if (epoch == 0 || (epoch + 1) % 25 == 0 || epoch >= o.epochs - 5) keep("epoch_");  // train.py's snapshots
     }
   }
   R.best_fitness = best_fitness;
@@ -352,7 +438,7 @@ TrainResult run_train(const TrainOptions& o) {
       io::save_stripped_checkpoint(f.string(), *m, true);
     }
   R.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  std::printf("%d epochs completed in %.3f hours.\n", o.epochs, R.seconds / 3600);
+  std::printf("%d epochs completed in %.3f hours.\n", o.epochs - start_epoch, R.seconds / 3600);
   return R;
 }
 
