@@ -300,7 +300,13 @@ TrainResult run_train(const TrainOptions& o_in) {
   Y7_CHECK(nb > 0, "no training batches in ", o.data);
 
   // Anchors
-  if (!o.noautoanchor && !o.resume) check_anchors(*train.dataset, *model, hyp.anchor_t, imgsz);
+  if (!o.resume) {
+    if (!o.noautoanchor) check_anchors(*train.dataset, *model, hyp.anchor_t, imgsz);
+    // model.half().float(): every float parameter and buffer rounded to float16 precision
+    for (auto& [k, v] : model->state_dict())
+      if (v.dtype() == DType::F32) v.copy_(v.to(DType::F16));
+    model->reset_caches();
+  }
 
   // EMA
   ModelEMA ema(*model);
