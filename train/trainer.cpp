@@ -259,8 +259,10 @@ TrainResult run_train(const TrainOptions& o_in) {
   model->train(true);
 
   // Freeze
-  std::vector<std::string> freeze;
-  if (o.freeze.size() > 1)
+  std::vector<std::string> freeze;  // train_aux.py freezes nothing
+  if (o.aux)
+    ;
+  else if (o.freeze.size() > 1)
     for (int x : o.freeze) freeze.push_back("model." + std::to_string(x) + ".");
   else
     for (int x = 0; x < (o.freeze.empty() ? 0 : o.freeze[0]); ++x) freeze.push_back("model." + std::to_string(x) + ".");
