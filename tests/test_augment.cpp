@@ -139,7 +139,7 @@ TEST(Augment, BoxCandidatesRules) {
 }
 
 TEST(Augment, BoxesFollowTheImageUnderRandomPerspective) {
-  Hyp hyp;
+  AugmentHyp hyp;
   hyp.degrees = 20, hyp.translate = 0.1, hyp.scale = 0.3, hyp.shear = 5;
   for (uint64_t seed = 0; seed < 20; ++seed) {
     io::Image img(64, 48, 3, 0);
@@ -204,7 +204,7 @@ TEST(Augment, BadInputsThrow) {
   io::Image g(4, 4, 1, 0);
   EXPECT_THROW(apply_hsv_gains(g, 1, 1, 1), Error);
   EXPECT_THROW(mixup(img, g, 0.5), Error);
-  EXPECT_THROW(Hyp::from_yaml("/nonexistent/hyp.yaml"), Error);
+  EXPECT_THROW(AugmentHyp::from_yaml("/nonexistent/hyp.yaml"), Error);
 }
 
 TEST(Augment, MosaicsMatchUpstreamForScriptedDraws) {
@@ -218,7 +218,7 @@ TEST(Augment, MosaicsMatchUpstreamForScriptedDraws) {
     tiles.push_back(t);
   }
   TileLoader load = [&](size_t i) { return tiles.at(i); };
-  Hyp hyp;
+  AugmentHyp hyp;
   hyp.perspective = 0;
   for (const char* name : {"mosaic4", "mosaic9"}) {
     Rng rng(0);
@@ -254,7 +254,7 @@ TEST(Augment, MosaicLabelsCoverTheirTiles) {
     tiles.push_back(t);
   }
   TileLoader load = [&](size_t i) { return tiles.at(i); };
-  Hyp hyp;
+  AugmentHyp hyp;
   hyp.degrees = 10, hyp.scale = 0.5, hyp.translate = 0.1;
   int checked = 0;
   for (uint64_t seed = 0; seed < 12; ++seed) {

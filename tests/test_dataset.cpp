@@ -313,7 +313,7 @@ TEST(DataLoader, CollateWorkersAndShuffle) {
   ShapesOptions so;
   so.n_train = 10, so.n_val = 5, so.size = 64;
   write_shapes_dataset(d, so);
-  Hyp hyp;
+  AugmentHyp hyp;
   auto run = [&](int workers, int epoch) {
     auto p = make_train_loader({d + "/images/train"}, 64, 4, 32, hyp, workers, 7);
     p.loader->start_epoch(epoch);
@@ -414,7 +414,7 @@ TEST(Dataset, AugmentedItemsMatchUpstreamForScriptedDraws) {
   std::string set = copy_set("dataset_aug");
   DatasetOptions o;
   o.img_size = 64, o.batch_size = 3, o.augment = true, o.verbose = false;
-  Hyp& h = o.hyp;
+  AugmentHyp& h = o.hyp;
   h.hsv_h = 0.015, h.hsv_s = 0.7, h.hsv_v = 0.4, h.degrees = 5, h.translate = 0.1, h.scale = 0.5, h.shear = 2;
   h.perspective = 0, h.flipud = 0.5, h.fliplr = 0.5, h.mosaic = 1, h.mixup = 0.15, h.copy_paste = 0, h.paste_in = 0.15;
   Dataset ds({set + "/images/train"}, o);

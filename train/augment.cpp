@@ -16,7 +16,7 @@
 namespace y7::train {
 
 // ---------------------------------------------------------------- hyp
-Hyp Hyp::from_yaml(const std::string& path) {
+AugmentHyp AugmentHyp::from_yaml(const std::string& path) {
   Y7_CHECK(std::filesystem::is_regular_file(path), "hyp yaml not found: ", path);
   YAML::Node root;
   try {
@@ -25,7 +25,7 @@ Hyp Hyp::from_yaml(const std::string& path) {
     fail(path, ": invalid yaml: ", e.msg);
   }
   Y7_CHECK(root.IsMap(), path, ": a hyp yaml must be a mapping");
-  Hyp h;
+  AugmentHyp h;
   auto get = [&](const char* k, double& v) {
     if (!root[k]) return;
     try {
@@ -384,7 +384,7 @@ void apply_perspective(io::Image& img, Boxes& targets, const std::array<double, 
   }
 }
 
-PerspectiveResult random_perspective(io::Image& img, Boxes& targets, const Hyp& hyp, Rng& rng, int border_h,
+PerspectiveResult random_perspective(io::Image& img, Boxes& targets, const AugmentHyp& hyp, Rng& rng, int border_h,
                                      int border_w) {
   const int height = img.h + border_h * 2, width = img.w + border_w * 2;
   Y7_CHECK(height > 0 && width > 0, "random_perspective: empty output for border ", border_h, ",", border_w);
@@ -436,7 +436,7 @@ void check_tile(const Tile& t, int c) {
 }
 }  // namespace
 
-void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const Hyp& hyp, Rng& rng, io::Image& out,
+void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
                  Boxes& boxes) {
   Y7_CHECK(n > 0 && s > 0, "load_mosaic: empty dataset or size");
   const int border = -s / 2 - ((s % 2) ? 1 : 0);  // Python's -s // 2 (floor)
@@ -481,7 +481,7 @@ void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const Hy
   out = std::move(img4);
 }
 
-void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const Hyp& hyp, Rng& rng, io::Image& out,
+void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
                   Boxes& boxes) {
   Y7_CHECK(n > 0 && s > 0, "load_mosaic9: empty dataset or size");
   const int border = -s / 2 - ((s % 2) ? 1 : 0);

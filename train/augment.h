@@ -34,13 +34,13 @@
 namespace y7::train {
 
 // Upstream hyp keys that drive the data pipeline (defaults: data/hyp.scratch.p5.yaml).
-struct Hyp {
+struct AugmentHyp {
   double hsv_h = 0.015, hsv_s = 0.7, hsv_v = 0.4;
   double degrees = 0, translate = 0.2, scale = 0.9, shear = 0, perspective = 0;
   double flipud = 0, fliplr = 0.5;
   double mosaic = 1, mixup = 0.15, copy_paste = 0, paste_in = 0.15;
   // Reads the keys present in a hyp yaml (others keep their defaults); clear errors.
-  static Hyp from_yaml(const std::string& path);
+  static AugmentHyp from_yaml(const std::string& path);
 };
 
 class Rng {
@@ -102,7 +102,7 @@ struct PerspectiveResult {
 // random_perspective(img, targets, degrees, translate, scale, shear, perspective, border):
 // border = (border_h, border_w) as upstream's mosaic_border (negative crops). Boxes are filtered
 // by box_candidates and replaced by their transformed boxes.
-PerspectiveResult random_perspective(io::Image& img, Boxes& targets, const Hyp& hyp, Rng& rng, int border_h = 0,
+PerspectiveResult random_perspective(io::Image& img, Boxes& targets, const AugmentHyp& hyp, Rng& rng, int border_h = 0,
                                      int border_w = 0);
 // The deterministic half of random_perspective: warps img (when M is not identity or a border is
 // given) to (img.w + 2*border_w, img.h + 2*border_h) and transforms + filters the boxes (s: the
@@ -128,9 +128,9 @@ using TileLoader = std::function<Tile(size_t)>;
 // load_mosaic (4 tiles, 2s x 2s canvas, center in [s/2, 3s/2)) and load_mosaic9 (3s x 3s canvas, 2s
 // crop); both then copy_paste (no-op without segments) and random_perspective with the mosaic
 // border (-s/2), giving an s x s image and pixel xyxy boxes.
-void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const Hyp& hyp, Rng& rng, io::Image& out,
+void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
                  Boxes& boxes);
-void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const Hyp& hyp, Rng& rng, io::Image& out,
+void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
                   Boxes& boxes);
 
 }  // namespace y7::train

@@ -156,7 +156,7 @@ bool DataLoader::next(Batch& out) {
 }
 
 LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                             const Hyp& hyp, int workers, uint64_t seed, bool rect, bool single_cls) {
+                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect, bool single_cls) {
   DatasetOptions o;
   o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.hyp = hyp, o.augment = true;
   o.rect = rect, o.single_cls = single_cls, o.prefix = "train: ";

@@ -86,7 +86,7 @@ struct LoaderPair {
   std::unique_ptr<DataLoader> loader;
 };
 LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                             const Hyp& hyp, int workers, uint64_t seed, bool rect = false, bool single_cls = false);
+                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect = false, bool single_cls = false);
 LoaderPair make_val_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
                            int workers, bool single_cls = false);
 

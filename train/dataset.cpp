@@ -418,7 +418,7 @@ Item Dataset::get(size_t index, uint64_t seed) const {
 
 Item Dataset::get_with(size_t index, Rng& rng) const {
   Y7_CHECK(index < files_.size(), "dataset index ", index, " out of range (", files_.size(), " images)");
-  const Hyp& hyp = opt_.hyp;
+  const AugmentHyp& hyp = opt_.hyp;
   Item it;
   it.path = files_[index];
   Boxes labels;

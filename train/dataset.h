@@ -40,7 +40,7 @@ struct DatasetOptions {
   bool single_cls = false;
   int stride = 32;
   double pad = 0.0;
-  Hyp hyp;
+  AugmentHyp hyp;
   bool write_cache = true;    // write <labels>.y7cache (a failure to write is only a warning)
   bool verbose = true;        // print the scan summary and warnings to stderr
   std::string prefix;         // message prefix ("train: ", "val: ")

@@ -205,7 +205,7 @@ TrainResult run_train(const TrainOptions& o_in) {
   // Hyperparameters
   Y7_CHECK(!o.hyp.empty(), "give --hyp hyp.yaml");
   const HypNumbers hyp = read_hyp_numbers(o.hyp);
-  const Hyp data_hyp = Hyp::from_yaml(o.hyp);  // the augmentation keys
+  const AugmentHyp data_hyp = AugmentHyp::from_yaml(o.hyp);  // the augmentation keys
   if (!o.quiet) {
     std::printf("hyperparameters: ");
     for (size_t i = 0; i < hyp.values.size(); ++i)

@@ -1,5 +1,5 @@
-// The loss side of the trainer, behind an interface free of train::Hyp: train/hyp.h (loss hyp) and
-// train/augment.h (data hyp) both define y7::train::Hyp, so they cannot meet in one translation unit.
+// The loss side of the trainer: reads the loss hyp (train/hyp.h) and wraps train/loss.h for the
+// training step, so the trainer itself only sees the numbers it needs.
 #pragma once
 #include <memory>
 #include <string>
