@@ -1,6 +1,9 @@
 #include "io/file_util.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <regex>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -43,6 +46,22 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
     std::remove(tmp.c_str());
     fail("cannot rename to '", path, "': ", std::strerror(errno));
   }
+}
+
+std::string increment_path(const std::string& p, bool exist_ok) {
+  namespace fs = std::filesystem;
+  fs::path path(p);
+  if (!fs::exists(path) || exist_ok) return p;
+  std::string stem = path.filename().string();
+  int n = 1;
+  std::regex re("^" + std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + R"((\d+))");
+  if (fs::exists(path.parent_path()))
+    for (auto& e : fs::directory_iterator(path.parent_path())) {
+      std::smatch m;
+      std::string name = e.path().filename().string();
+      if (std::regex_search(name, m, re)) n = std::max(n, std::stoi(m[1]));
+    }
+  return (path.parent_path() / (stem + std::to_string(n + 1))).string();
 }
 
 }  // namespace y7::io

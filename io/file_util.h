@@ -8,5 +8,7 @@ namespace y7::io {
 std::vector<char> read_file(const std::string& path, size_t max_bytes = size_t(1) << 34);
 // Writes to "<path>.tmp.<pid>" then renames over `path`, so readers never see a half-written file.
 void write_file_atomic(const std::string& path, const void* data, size_t size);
+// Upstream increment_path: runs/detect/exp, exp2, exp3, ... (exist_ok, or a free path, keeps `path`).
+std::string increment_path(const std::string& path, bool exist_ok);
 
 }  // namespace y7::io

@@ -71,21 +71,6 @@ std::vector<std::string> list_sources(const std::string& source) {
   return images;
 }
 
-// upstream increment_path: runs/detect/exp, exp2, exp3, ... (exist_ok keeps the given path)
-fs::path increment_path(const fs::path& path, bool exist_ok) {
-  if (!fs::exists(path) || exist_ok) return path;
-  std::string stem = path.filename().string();
-  int n = 1;
-  std::regex re("^" + std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + R"((\d+))");
-  if (fs::exists(path.parent_path()))
-    for (auto& e : fs::directory_iterator(path.parent_path())) {
-      std::smatch m;
-      std::string name = e.path().filename().string();
-      if (std::regex_search(name, m, re)) n = std::max(n, std::stoi(m[1]));
-    }
-  return path.parent_path() / (stem + std::to_string(n + 1));
-}
-
 std::string fmt_g(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -169,7 +154,7 @@ int run_detect(const std::vector<std::string>& argv) {
 
   bool save_txt = a.flag("save-txt");
   bool save_img = !a.flag("nosave");
-  fs::path save_dir = increment_path(fs::path(a.str("project", "runs/detect")) / a.str("name", "exp"), a.flag("exist-ok"));
+  fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/detect")) / a.str("name", "exp")).string(), a.flag("exist-ok")));
   fs::create_directories(save_txt ? save_dir / "labels" : save_dir);
 
   Detector det{*model, {}, imgsz, stride, save_img, save_txt, a.flag("save-conf"), save_dir};

@@ -14,21 +14,6 @@ namespace fs = std::filesystem;
 namespace y7 {
 namespace {
 
-// upstream increment_path: runs/test/exp, exp2, exp3, ... (exist_ok keeps the given path)
-fs::path increment_run(const fs::path& path, bool exist_ok) {
-  if (!fs::exists(path) || exist_ok) return path;
-  std::string stem = path.filename().string();
-  int n = 1;
-  std::regex re("^" + std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + R"((\d+))");
-  if (fs::exists(path.parent_path()))
-    for (auto& e : fs::directory_iterator(path.parent_path())) {
-      std::smatch m;
-      std::string name = e.path().filename().string();
-      if (std::regex_search(name, m, re)) n = std::max(n, std::stoi(m[1]));
-    }
-  return path.parent_path() / (stem + std::to_string(n + 1));
-}
-
 int run_test_cmd(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", -1}, {"data", 1}, {"batch-size", 1}, {"img-size", 1}, {"conf-thres", 1},
                      {"iou-thres", 1}, {"task", 1}, {"device", 1}, {"single-cls", 0}, {"augment", 0},
@@ -66,7 +51,7 @@ int run_test_cmd(const std::vector<std::string>& argv) {
   if (o.task == "speed") o.conf_thres = 0.25, o.iou_thres = 0.45, o.save_json = false;
   Y7_CHECK(fs::is_regular_file(o.data), "test: data yaml ", o.data, " not found");
 
-  fs::path save_dir = increment_run(fs::path(a.str("project", "runs/test")) / a.str("name", "exp"), a.flag("exist-ok"));
+  fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/test")) / a.str("name", "exp")).string(), a.flag("exist-ok")));
   fs::create_directories(o.save_txt ? save_dir / "labels" : save_dir);
   o.save_dir = save_dir.string();
 

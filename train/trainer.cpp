@@ -26,25 +26,12 @@
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "io/file_util.h"
 
 namespace fs = std::filesystem;
 
 namespace y7::train {
 namespace {
-
-fs::path increment_run(const fs::path& path, bool exist_ok) {
-  if (!fs::exists(path) || exist_ok) return path;
-  std::string stem = path.filename().string();
-  int n = 1;
-  std::regex re("^" + std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + R"((\d+))");
-  if (fs::exists(path.parent_path()))
-    for (auto& e : fs::directory_iterator(path.parent_path())) {
-      std::smatch m;
-      std::string name = e.path().filename().string();
-      if (std::regex_search(name, m, re)) n = std::max(n, std::stoi(m[1]));
-    }
-  return path.parent_path() / (stem + std::to_string(n + 1));
-}
 
 std::string fmt(const char* f, double v) {
   char b[64];
@@ -196,7 +183,7 @@ TrainResult run_train(const TrainOptions& o_in) {
   Y7_CHECK(!o.cfg.empty() || !o.weights.empty(), "either --cfg or --weights must be specified");
   const auto t_start = std::chrono::steady_clock::now();
   TrainResult R;
-  fs::path save_dir = o.resume ? rs.save_dir : increment_run(fs::path(o.project) / o.name, o.exist_ok);
+  fs::path save_dir = o.resume ? rs.save_dir : fs::path(io::increment_path((fs::path(o.project) / o.name).string(), o.exist_ok));
   R.save_dir = save_dir.string();
   fs::path wdir = save_dir / "weights";
   fs::create_directories(wdir);
