@@ -19,16 +19,6 @@ constexpr size_t kMaxModules = 1 << 20;     // module objects visited while coll
 constexpr size_t kMaxYamlNodes = 1 << 20;   // nodes emitted while converting Model.yaml
 constexpr size_t kMaxStateEntries = 1 << 20;
 
-std::string printable(std::string_view s, size_t max = 120) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (u >= 32 && u != 127) ? c : '?';
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
 bool storage_key_ok(std::string_view k) {
   if (k.empty() || k.size() > 64) return false;
   for (char c : k)

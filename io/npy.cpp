@@ -96,7 +96,7 @@ Tensor read_npy(const std::string& path) {
   return parse_npy(buf.data(), buf.size(), path);
 }
 
-void write_npy(const std::string& path, const Tensor& t) {
+std::string encode_npy(const Tensor& t) {
   Tensor c = t.contiguous();
   std::string shape = "(";
   for (size_t i = 0; i < c.sizes().size(); ++i) shape += std::to_string(c.sizes()[i]) + (c.sizes().size() == 1 ? "," : (i + 1 < c.sizes().size() ? ", " : ""));
@@ -112,6 +112,11 @@ void write_npy(const std::string& path, const Tensor& t) {
   out += char((h.size() >> 8) & 0xff);
   out += h;
   out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
+  return out;
+}
+
+void write_npy(const std::string& path, const Tensor& t) {
+  std::string out = encode_npy(t);
   write_file_atomic(path, out.data(), out.size());
 }
 

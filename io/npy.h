@@ -9,6 +9,8 @@ namespace y7::io {
 
 Tensor read_npy(const std::string& path);
 Tensor parse_npy(const void* data, size_t size, const std::string& what = "npy");
+// The bytes of a .npy file (format 1.0) holding t (written contiguous).
+std::string encode_npy(const Tensor& t);
 // Writes atomically (temp file + rename). Non-contiguous tensors are written contiguous.
 void write_npy(const std::string& path, const Tensor& t);
 

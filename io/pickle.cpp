@@ -97,15 +97,6 @@ PickleValue* PickleArena::make(K k) {
 
 namespace {
 
-std::string printable(std::string_view s, size_t max = 120) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (u >= 32 && u != 127) ? c : '?';
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 const char* const kTorchNn[] = {
     "conv.Conv2d", "conv.ConvTranspose2d", "batchnorm.BatchNorm2d", "batchnorm.SyncBatchNorm",
@@ -1084,6 +1075,16 @@ PickleResult unpickle(std::string_view data, const PersistentLoader& loader, con
                       const std::string& what) {
   VM vm(data, loader, limits, what);
   return vm.run();
+}
+
+std::string printable(std::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u >= 32 && u != 127) ? c : '?';
+  }
+  if (s.size() > max) out += "...";
+  return out;
 }
 
 }  // namespace y7::io

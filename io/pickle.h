@@ -19,6 +19,9 @@
 
 namespace y7::io {
 
+// s with control bytes replaced by '?' and cut to max characters ("..." appended), for error messages.
+std::string printable(std::string_view s, size_t max = 120);
+
 struct PickleValue {
   enum class Kind : uint8_t {
     None, Bool, Int, Float, String, Bytes,

@@ -22,25 +22,6 @@
 namespace y7 {
 namespace {
 
-// .npy bytes (format 1.0) of a float32 tensor
-std::string npy_bytes(const Tensor& t) {
-  Tensor c = t.contiguous();
-  std::string shape = "(";
-  for (int64_t d = 0; d < c.dim(); ++d) shape += std::to_string(c.size(d)) + (c.dim() == 1 || d + 1 < c.dim() ? "," : "");
-  shape += ")";
-  std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
-  while ((10 + h.size() + 1) % 64 != 0) h += ' ';
-  h += '\n';
-  std::string out = "\x93NUMPY";
-  out += char(1);
-  out += char(0);
-  out += char(h.size() & 0xff);
-  out += char((h.size() >> 8) & 0xff);
-  out += h;
-  out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
-  return out;
-}
-
 int run_loss(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", 1}, {"input", 1}, {"targets", 1}, {"hyp", 1}, {"img-size", 1}, {"out", 1},
                      {"grads", 1}, {"plain", 0}, {"threads", 1}});
@@ -98,7 +79,7 @@ int run_loss(const std::vector<std::string>& argv) {
     if (g.size() > 4 && g.compare(g.size() - 4, 4, ".npz") == 0) {
       io::ZipWriter z(g);
       for (auto& [name, t] : params) {
-        std::string b = npy_bytes(grad_of(t));
+        std::string b = io::encode_npy(grad_of(t).to(DType::F32));
         z.add(name + ".npy", b.data(), b.size());
       }
       z.finish();
