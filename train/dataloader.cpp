@@ -169,9 +169,9 @@ LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_si
 }
 
 LoaderPair make_val_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                           int workers, bool single_cls) {
+                           int workers, bool single_cls, bool rect) {
   DatasetOptions o;
-  o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.augment = false, o.rect = true, o.pad = 0.5;
+  o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.augment = false, o.rect = rect, o.pad = 0.5;
   o.single_cls = single_cls, o.prefix = "val: ";
   LoaderPair p;
   p.dataset = std::make_unique<Dataset>(sources, o);

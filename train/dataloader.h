@@ -87,7 +87,8 @@ struct LoaderPair {
 };
 LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
                              const AugmentHyp& hyp, int workers, uint64_t seed, bool rect = false, bool single_cls = false);
+// rect=false: square img_size letterboxed batches (test_nndct.py's loader for a fixed-size graph).
 LoaderPair make_val_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                           int workers, bool single_cls = false);
+                           int workers, bool single_cls = false, bool rect = true);
 
 }  // namespace y7::train

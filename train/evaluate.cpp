@@ -76,7 +76,7 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
   const std::string task = opt.task == "speed" ? "val" : opt.task;
   const auto& src = task == "train" ? data.train : task == "test" ? data.test : data.val;
   Y7_CHECK(!src.empty(), "data yaml ", opt.data, ": no '", task, "' images");
-  LoaderPair lp = make_val_loader(src, imgsz, opt.batch_size, gs, opt.workers, opt.single_cls);
+  LoaderPair lp = make_val_loader(src, imgsz, opt.batch_size, gs, opt.workers, opt.single_cls, opt.rect);
   res.img_size = imgsz;
   res.batch_size = opt.batch_size;
   res.names = model.names;
@@ -99,12 +99,13 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
   nms.multi_label = true;
   lp.loader->start_epoch(0);
   Batch batch;
-  while (lp.loader->next(batch)) {
+  int64_t batches = 0;
+  while ((opt.max_batches <= 0 || batches++ < opt.max_batches) && lp.loader->next(batch)) {
     const auto& items = batch.items;
     const Tensor& x = batch.imgs;
     const int height = int(x.size(2)), width = int(x.size(3));
     auto t0 = clock::now();
-    Tensor pred = model.forward(x).pred;
+    Tensor pred = opt.forward ? opt.forward(x) : model.forward(x).pred;
     auto t1 = clock::now();
     // targets to pixels (float32 multiply like torch), per image
     std::vector<std::vector<std::array<float, 5>>> tpx(items.size());

@@ -4,9 +4,12 @@
 // optional outputs (--save-txt labels, --save-json COCO detections).
 #pragma once
 #include <array>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "train/metrics.h"
 
 namespace y7::graph {
@@ -29,6 +32,13 @@ struct TestOptions {
   int workers = 2;             // loader threads
   std::string save_dir;        // run folder (created by the caller); empty: write nothing
   bool quiet = false;          // no printing
+  // Optional replacements used by `yolo7 quant` (test_nndct.py's loop): the forward pass
+  // (images [B,3,H,W] -> decoded predictions [B,N,5+nc]) instead of model.forward, square
+  // letterboxed batches (rect=False) instead of rect batches, and a cap on the number of batches
+  // (0: all).
+  std::function<Tensor(const Tensor&)> forward;
+  bool rect = true;
+  int64_t max_batches = 0;
 };
 
 struct TestResults {
