@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <cstdio>
@@ -31,12 +33,29 @@ std::vector<char> read_file(const std::string& path, size_t max_bytes) {
   return buf;
 }
 
+void fault_point(const std::string& path) {
+  static const char* spec = std::getenv("Y7_FAULT_KILL_WRITE");
+  static int count = 0;
+  if (!spec) return;
+  std::string s(spec);
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos) return;
+  std::string suffix = s.substr(0, colon);
+  int n = std::atoi(s.c_str() + colon + 1);
+  if (path.size() < suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) return;
+  if (++count == n) ::kill(::getpid(), SIGKILL);
+}
+
 void write_file_atomic(const std::string& path, const void* data, size_t size) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   Y7_CHECK(f, "cannot write '", path, "': ", std::strerror(errno));
-  bool ok = std::fwrite(data, 1, size, f) == size;
+  bool ok = std::fwrite(data, 1, size / 2, f) == size / 2;
+  std::fflush(f);
+  fault_point(path);
+  ok = std::fwrite(static_cast<const char*>(data) + size / 2, 1, size - size / 2, f) == size - size / 2 && ok;
   ok = (std::fflush(f) == 0) && ok;
+  ok = (::fsync(::fileno(f)) == 0) && ok;  // the data is on disk before the rename publishes it
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) {
     std::remove(tmp.c_str());
@@ -46,6 +65,11 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
     std::remove(tmp.c_str());
     fail("cannot rename to '", path, "': ", std::strerror(errno));
   }
+}
+
+void copy_file_atomic(const std::string& src, const std::string& dst) {
+  std::vector<char> bytes = read_file(src);
+  write_file_atomic(dst, bytes.data(), bytes.size());
 }
 
 std::string increment_path(const std::string& p, bool exist_ok) {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/file_util.h"
 
 namespace y7::io {
 
@@ -140,6 +141,8 @@ void ZipWriter::finish() {
     t.u64(rec);
     t.u32(1);
   }
+  std::fflush(f_);
+  fault_point(path_);  // test hook (io/file_util.h): a kill here leaves only the temp file
   t.u32(0x06054b50);
   t.u16(0), t.u16(0);
   t.u16(z64 ? 0xffff : n), t.u16(z64 ? 0xffff : n);

@@ -135,6 +135,8 @@ TEST(Schedule, LambdasMatchUpstream) {
   EXPECT_EQ(warmup_iterations(3, 37), 1000);
   EXPECT_EQ(warmup_iterations(3, 500), 1500);
   EXPECT_EQ(warmup_iterations(0.5, 2001), 1000);
+  EXPECT_EQ(warmup_iterations(3, 37, 50), 111);
+  EXPECT_EQ(warmup_iterations(1, 20, 50), 50);
   EXPECT_EQ(nominal_accumulate(12), 5);
   EXPECT_EQ(nominal_accumulate(128), 1);
   EXPECT_EQ(nominal_accumulate(40), 2);

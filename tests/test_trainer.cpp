@@ -11,6 +11,7 @@
 #include "core/autograd.h"
 #include "graph/model.h"
 #include "graph/modules.h"
+#include "io/checkpoint.h"
 #include "train/autoanchor.h"
 #include "train/dataset.h"
 #include "train/optimizer.h"
@@ -230,4 +231,38 @@ TEST(Trainer, ResumeContinuesAnInterruptedRun) {
   EXPECT_EQ(lb[1].substr(0, 10), "       1/2");
   EXPECT_EQ(lb[2].substr(0, 10), "       2/2");
   EXPECT_TRUE(graph::load_model((b / "weights" / "last.pt").string()) != nullptr);
+}
+
+TEST(Trainer, KillDuringCheckpointWriteKeepsLastPtAndResumes) {
+  fs::path dir = test::scratch("trainer_kill");
+  train::ShapesOptions so;
+  so.n_train = 8, so.n_val = 4, so.size = 64, so.seed = 7;
+  std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
+  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  fs::path run = dir / "runs" / "k", last = run / "weights" / "last.pt";
+  // SIGKILL halfway through the second write of last.pt (the end of epoch 1)
+  ::setenv("Y7_FAULT_KILL_WRITE", "last.pt:2", 1);
+  auto r = test::run_cli("train --cfg " + cfg + " --data " + data + " --hyp " + hyp +
+                         " --epochs 3 --batch-size 4 --img-size 64 --workers 1 --quiet --notest --noautoanchor"
+                         " --project " + (dir / "runs").string() + " --name k");
+  ::unsetenv("Y7_FAULT_KILL_WRITE");
+  ASSERT_EQ(r.code, 128 + 9) << r.out;  // killed, not a clean exit
+  // the half-written temp file is there, last.pt is epoch 0's complete training checkpoint
+  bool tmp_seen = false;
+  for (auto& e : fs::directory_iterator(run / "weights"))
+    tmp_seen |= e.path().filename().string().rfind("last.pt.tmp.", 0) == 0;
+  EXPECT_TRUE(tmp_seen);
+  io::Checkpoint ck = io::load_checkpoint(last.string());
+  ASSERT_TRUE(ck.model.has_value());
+  EXPECT_EQ(ck.epoch, 0);
+  // --resume continues from epoch 1 and finishes the run
+  auto res = test::run_cli("train --resume --quiet --weights " + last.string());
+  ASSERT_EQ(res.code, 0) << res.out;
+  EXPECT_NE(res.out.find("2 epochs completed"), std::string::npos) << res.out;
+  std::ifstream f(run / "results.txt");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(f, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[1].substr(0, 10), "       1/2");
+  EXPECT_TRUE(graph::load_model(last.string()) != nullptr);
 }

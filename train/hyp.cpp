@@ -49,6 +49,7 @@ const Field kFields[] = {
     {"paste_in", &Hyp::paste_in, true},
     {"loss_ota", &Hyp::loss_ota, true},
     {"label_smoothing", &Hyp::label_smoothing, false},
+    {"warmup_min_iters", &Hyp::warmup_min_iters, false},
 };
 
 const Field* find_field(const std::string& k) {

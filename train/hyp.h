@@ -11,6 +11,7 @@ struct Hyp {
   // Optimizer / schedule.
   double lr0 = 0.01, lrf = 0.1, momentum = 0.937, weight_decay = 0.0005;
   double warmup_epochs = 3.0, warmup_momentum = 0.8, warmup_bias_lr = 0.1;
+  double warmup_min_iters = 1000;  // yolo7 extension (optional key): train.py's fixed 1000
   // Loss gains and settings (the loss reads these).
   double box = 0.05, cls = 0.3, cls_pw = 1.0, obj = 0.7, obj_pw = 1.0;
   double iou_t = 0.2, anchor_t = 4.0, fl_gamma = 0.0;

@@ -23,8 +23,8 @@ double LrLambda::operator()(double x) const {
   return one_cycle(1, lrf, epochs, x);
 }
 
-int64_t warmup_iterations(double warmup_epochs, int64_t nb) {
-  return std::max<int64_t>(int64_t(std::nearbyint(warmup_epochs * double(nb))), 1000);
+int64_t warmup_iterations(double warmup_epochs, int64_t nb, int64_t min_iters) {
+  return std::max<int64_t>(int64_t(std::nearbyint(warmup_epochs * double(nb))), min_iters);
 }
 
 int nominal_accumulate(int total_batch_size, int nbs) {

@@ -20,7 +20,10 @@ struct LrLambda {
 };
 
 // max(round(warmup_epochs * nb), 1000) (python rounding, half to even).
-int64_t warmup_iterations(double warmup_epochs, int64_t nb);
+// train.py: nw = max(round(warmup_epochs * nb), 1000). min_iters is 1000 in upstream; the optional
+// hyp key `warmup_min_iters` (a yolo7 extension, absent from upstream's yaml files) lowers it for
+// small data sets, where 1000 iterations would be the whole run.
+int64_t warmup_iterations(double warmup_epochs, int64_t nb, int64_t min_iters = 1000);
 // max(round(nbs / total_batch_size), 1).
 int nominal_accumulate(int total_batch_size, int nbs = 64);
 

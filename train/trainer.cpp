@@ -22,6 +22,7 @@
 #include "train/dataloader.h"
 #include "train/ema.h"
 #include "train/evaluate.h"
+#include "train/hyp.h"
 #include "train/trainer_loss.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -69,7 +70,7 @@ Tensor resize_bilinear(const Tensor& x, int64_t oh, int64_t ow) {
   return y;
 }
 
-void write_hyp_yaml(const fs::path& p, const HypNumbers& h) {
+void write_hyp_yaml(const fs::path& p, const Hyp& h) {
   std::ofstream f(p);
   for (auto& [k, v] : h.values) {
     std::string t;
@@ -191,7 +192,7 @@ TrainResult run_train(const TrainOptions& o_in) {
 
   // Hyperparameters
   Y7_CHECK(!o.hyp.empty(), "give --hyp hyp.yaml");
-  const HypNumbers hyp = read_hyp_numbers(o.hyp);
+  const Hyp hyp = load_hyp(o.hyp);  // unscaled: the optimizer and schedule read it
   const AugmentHyp data_hyp = AugmentHyp::from_yaml(o.hyp);  // the augmentation keys
   if (!o.quiet) {
     std::printf("hyperparameters: ");
@@ -319,7 +320,7 @@ TrainResult run_train(const TrainOptions& o_in) {
   // Loss
   TrainLoss loss_fn(o.hyp, o.label_smoothing, det, nc, imgsz);
 
-  const int64_t nw = warmup_iterations(hyp.warmup_epochs, nb);
+  const int64_t nw = warmup_iterations(hyp.warmup_epochs, nb, int64_t(hyp.warmup_min_iters));
   std::array<double, 7> results{0, 0, 0, 0, 0, 0, 0};
   std::mt19937_64 ms_rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
   std::printf("Image sizes %d train, %d test\nUsing %d dataloader workers\nLogging results to %s\n"
@@ -417,9 +418,9 @@ TrainResult run_train(const TrainOptions& o_in) {
       ck.wandb_id = io::py::none();
       ck.model_attrs = {{"nc", io::py::integer(nc)}, {"gr", io::py::real(1.0)}};
       io::save_training_checkpoint(last.string(), ck);
-      if (best_fitness == fi) fs::copy_file(last, best, fs::copy_options::overwrite_existing);
+      if (best_fitness == fi) io::copy_file_atomic(last.string(), best.string());
       auto keep = [&](const std::string& name) {
-        fs::copy_file(last, wdir / (name + fmt("%03.0f", epoch) + ".pt"), fs::copy_options::overwrite_existing);
+        io::copy_file_atomic(last.string(), (wdir / (name + fmt("%03.0f", epoch) + ".pt")).string());
       };
       if (best_fitness == fi && epoch >= 200) keep("best_");
       if (epoch == 0 || (epoch + 1) % 25 == 0 || epoch >= o.epochs - 5) keep("epoch_");  // train.py's snapshots

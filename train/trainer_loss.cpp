@@ -6,13 +6,6 @@
 
 namespace y7::train {
 
-HypNumbers read_hyp_numbers(const std::string& path) {
-  Hyp h = load_hyp(path);
-  HypNumbers n{h.lr0, h.lrf, h.momentum, h.weight_decay, h.warmup_epochs, h.warmup_momentum, h.warmup_bias_lr,
-               h.anchor_t, h.values};
-  return n;
-}
-
 struct TrainLoss::Impl {
   LossConfig cfg;
 };

@@ -14,12 +14,6 @@ class DetectLayer;
 
 namespace y7::train {
 
-struct HypNumbers {  // the hyp values the trainer itself reads (unscaled)
-  double lr0, lrf, momentum, weight_decay, warmup_epochs, warmup_momentum, warmup_bias_lr, anchor_t;
-  std::vector<std::pair<std::string, double>> values;  // every key in file order
-};
-HypNumbers read_hyp_numbers(const std::string& path);
-
 struct StepLoss {
   double lbox = 0, lobj = 0, lcls = 0, total = 0, loss = 0;
   std::vector<Tensor> grads;
