@@ -119,6 +119,8 @@ TEST(Trainer, CliRunWritesUpstreamRunFolder) {
     if (cols.size() == 15) {
       EXPECT_EQ(cols[0], std::to_string(n) + "/1");
       EXPECT_TRUE(std::isfinite(std::stod(cols[5])) && std::stod(cols[5]) > 0) << line;
+      if (n == 1)  // the evaluated (final) epoch: test.py's val box/obj/cls losses (plain ComputeLoss)
+        for (int c = 12; c < 15; ++c) EXPECT_GT(std::stod(cols[c]), 0) << line;
     }
     ++n;
   }

@@ -98,6 +98,8 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
   nms.iou_thres = opt.iou_thres;
   nms.multi_label = true;
   lp.loader->start_epoch(0);
+  std::array<double, 3> loss_sum{0, 0, 0};
+  int64_t nbatches = 0;
   Batch batch;
   int64_t batches = 0;
   while ((opt.max_batches <= 0 || batches++ < opt.max_batches) && lp.loader->next(batch)) {
@@ -105,7 +107,18 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
     const Tensor& x = batch.imgs;
     const int height = int(x.size(2)), width = int(x.size(3));
     auto t0 = clock::now();
-    Tensor pred = opt.forward ? opt.forward(x) : model.forward(x).pred;
+    Tensor pred;
+    if (opt.forward) {
+      pred = opt.forward(x);
+    } else {
+      graph::Model::Output o = model.forward(x);
+      pred = o.pred;
+      if (opt.compute_loss) {
+        std::array<double, 3> l = opt.compute_loss(o.raw, batch.targets, x.size(2));
+        for (int k = 0; k < 3; ++k) loss_sum[k] += l[k];
+      }
+    }
+    ++nbatches;
     auto t1 = clock::now();
     // targets to pixels (float32 multiply like torch), per image
     std::vector<std::vector<std::array<float, 5>>> tpx(items.size());
@@ -240,6 +253,8 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
     io::write_npy((save_dir / "labels.npy").string(), Tensor::from_vector(npy_l, {int64_t(npy_l.size() / 6), 6}));
   }
   res.labels_saved = int(txt_written.size());
+  if (opt.compute_loss && nbatches > 0)
+    for (int k = 0; k < 3; ++k) res.loss[k] = loss_sum[k] / double(nbatches);
   return res;
 }
 

@@ -39,6 +39,10 @@ struct TestOptions {
   std::function<Tensor(const Tensor&)> forward;
   bool rect = true;
   int64_t max_batches = 0;
+  // train.py's compute_loss: when set, test.py adds compute_loss(train_out, targets)[1][:3] of each
+  // batch (the raw lead maps of the eval forward, plain ComputeLoss) and reports the mean per batch.
+  std::function<std::array<double, 3>(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h)>
+      compute_loss;
 };
 
 struct TestResults {
@@ -48,6 +52,7 @@ struct TestResults {
   int img_size = 0, batch_size = 0;
   int labels_saved = 0;               // --save-txt files written
   std::string json_path;              // --save-json output
+  std::array<double, 3> loss{0, 0, 0};  // box, obj, cls val losses (TestOptions::compute_loss)
 };
 
 // Runs test.py's test() on a loaded (fused) model.

@@ -392,8 +392,11 @@ TrainResult run_train(const TrainOptions& o_in) {
       to.single_cls = o.single_cls;
       to.workers = o.workers;
       to.verbose = nc < 50 && final_epoch;
+      to.compute_loss = [&](const std::vector<Tensor>& raw, const Tensor& targets, int64_t) {
+        return loss_fn.val_loss(raw, targets);
+      };
       TestResults tr = run_test(*em, to);
-      results = {tr.metrics.mp, tr.metrics.mr, tr.metrics.map50, tr.metrics.map, 0, 0, 0};
+      results = {tr.metrics.mp, tr.metrics.mr, tr.metrics.map50, tr.metrics.map, tr.loss[0], tr.loss[1], tr.loss[2]};
     }
     {
       std::ofstream f(results_file, std::ios::app);

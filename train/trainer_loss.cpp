@@ -21,6 +21,15 @@ TrainLoss::TrainLoss(const std::string& hyp_path, double label_smoothing, const 
 
 TrainLoss::~TrainLoss() = default;
 
+std::array<double, 3> TrainLoss::val_loss(const std::vector<Tensor>& raw, const Tensor& targets) const {
+  LossConfig plain = impl_->cfg;
+  plain.kind = LossKind::Plain;
+  const size_t nl = plain.stride.size();  // lead levels (IAuxDetect's eval forward has no aux maps)
+  std::vector<Tensor> lead(raw.begin(), raw.begin() + std::min(nl, raw.size()));
+  LossResult r = compute_loss(lead, targets, 0, plain, false);
+  return {r.lbox, r.lobj, r.lcls};
+}
+
 StepLoss TrainLoss::operator()(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h) const {
   LossResult r = compute_loss(raw, targets, img_h, impl_->cfg, true);
   StepLoss s;

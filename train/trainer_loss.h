@@ -1,6 +1,7 @@
 // The loss side of the trainer: reads the loss hyp (train/hyp.h) and wraps train/loss.h for the
 // training step, so the trainer itself only sees the numbers it needs.
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <utility>
@@ -25,6 +26,9 @@ class TrainLoss {
   TrainLoss(const std::string& hyp_path, double label_smoothing, const graph::DetectLayer& det, int nc, int imgsz);
   ~TrainLoss();
   StepLoss operator()(const std::vector<Tensor>& raw, const Tensor& targets, int64_t img_h) const;
+  // train.py's validation loss: plain ComputeLoss (no OTA) on the eval forward's raw lead maps,
+  // [box, obj, cls] per image as test.py sums them.
+  std::array<double, 3> val_loss(const std::vector<Tensor>& raw, const Tensor& targets) const;
 
  private:
   struct Impl;
