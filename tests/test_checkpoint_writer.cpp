@@ -209,6 +209,31 @@ TEST(CheckpointWriter, TinyForwardMatchesTorchOnOurFile) {
   EXPECT_LT(d, 1e-5 * scale);
 }
 
+// A checkpoint written by a real `yolo7 train` run (tests/data/trained, made by
+// tools/dev/check_trained_checkpoint.py): torch 1.13 loaded it with upstream's attempt_load and
+// predicted torch_pred.npy; `yolo7 forward --fuse` on the same file must agree. (The same script
+// checks that train.py --resume's steps accept the run's full epoch_000.pt: strict state_dict and
+// optimizer loads.)
+TEST(CheckpointWriter, TrainedCheckpointPredictsLikeTorch) {
+  const std::string d = std::string(Y7_TEST_DATA) + "/trained";
+  std::string dir = y7::test::scratch("ckpt_trained");
+  auto r = y7::test::run_cli("forward --weights " + d + "/last.pt --input " + d + "/input.npy --out " + dir +
+                             "/pred.npy --fuse");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Tensor pred = read_npy(dir + "/pred.npy"), ref = read_npy(d + "/torch_pred.npy");
+  ASSERT_EQ(shape_str(pred.sizes()), shape_str(ref.sizes()));
+  Tensor p = pred.contiguous(), q = ref.contiguous();
+  const int64_t no = ref.size(2);
+  double dbox = 0, dscore = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    double e = std::abs(double(p.data<float>()[i]) - double(q.data<float>()[i]));
+    (i % no < 4 ? dbox : dscore) = std::max(i % no < 4 ? dbox : dscore, e);
+  }
+  std::printf("yolo7-trained last.pt: forward vs torch attempt_load: boxes %.3g px, scores %.3g\n", dbox, dscore);
+  EXPECT_LT(dbox, 1e-3);
+  EXPECT_LT(dscore, 1e-5);
+}
+
 // Fused writes (Conv -> Sequential(conv, act), RepConv deploy, IDetect/IAuxDetect -> Detect) read
 // back into fused models whose forward equals the fused original.
 TEST(CheckpointWriter, FusedAndFp32RoundTrip) {

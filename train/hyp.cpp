@@ -50,6 +50,7 @@ const Field kFields[] = {
     {"loss_ota", &Hyp::loss_ota, true},
     {"label_smoothing", &Hyp::label_smoothing, false},
     {"warmup_min_iters", &Hyp::warmup_min_iters, false},
+    {"nbs", &Hyp::nbs, false},
 };
 
 const Field* find_field(const std::string& k) {

@@ -11,7 +11,10 @@ struct Hyp {
   // Optimizer / schedule.
   double lr0 = 0.01, lrf = 0.1, momentum = 0.937, weight_decay = 0.0005;
   double warmup_epochs = 3.0, warmup_momentum = 0.8, warmup_bias_lr = 0.1;
-  double warmup_min_iters = 1000;  // yolo7 extension (optional key): train.py's fixed 1000
+  // yolo7 extensions (optional keys, absent from upstream's files): the minimum warmup length and
+  // the nominal batch size, fixed in train.py at 1000 iterations and 64 images. Small data sets
+  // and quick runs (the shapes set) lower them to get more optimizer steps out of few images.
+  double warmup_min_iters = 1000, nbs = 64;
   // Loss gains and settings (the loss reads these).
   double box = 0.05, cls = 0.3, cls_pw = 1.0, obj = 0.7, obj_pw = 1.0;
   double iou_t = 0.2, anchor_t = 4.0, fl_gamma = 0.0;

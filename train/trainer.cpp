@@ -263,7 +263,8 @@ TrainResult run_train(const TrainOptions& o_in) {
       }
 
   // Optimizer
-  const int nbs = 64, total_bs = o.batch_size;
+  const int nbs = int(hyp.nbs), total_bs = o.batch_size;  // nominal batch size (train.py: 64)
+  Y7_CHECK(nbs >= 1, o.hyp, ": nbs must be >= 1");
   int accumulate = nominal_accumulate(total_bs, nbs);
   const double wd = hyp.weight_decay * total_bs * accumulate / nbs;
   std::printf("Scaled weight_decay = %g\n", wd);
