@@ -10,9 +10,20 @@
 #include <string>
 #include <vector>
 
+#include "cli_util.h"
 #include "core/error.h"
+#include "graph/ir.h"
+#include "graph/model.h"
+#include "io/npy.h"
 #include "quant/config.h"
 #include "quant/fixpoint.h"
+#include "quant/quantizer.h"
+#include "train/shapes.h"
+
+namespace y7::test {  // defined in test_model.cpp
+std::string fixtures_dir();
+std::vector<double> compare_pred(const Tensor& got, const Tensor& ref);
+}  // namespace y7::test
 
 using namespace y7;
 using namespace y7::quant;
@@ -279,6 +290,402 @@ TEST(QuantConfigJson, RoundTripAndErrors) {
   EXPECT_TRUE(one_line_error(bad));
   EXPECT_TRUE(one_line_error(std::string(100, '[')));
   EXPECT_THROW(load_config("/nonexistent/quant_info.json"), Error);
+}
+
+
+// ---------------------------------------------------------------- the quantizer on a hand-built graph
+
+using graph::IrGraph;
+using graph::IrNode;
+using graph::IrOp;
+
+Tensor randn(const Shape& s, float scale, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> N(0.f, scale);
+  Tensor t = Tensor::empty(s);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = N(rng);
+  return t;
+}
+
+IrNode node(IrOp op, const std::string& name, std::vector<int> in) {
+  IrNode n;
+  n.op = op, n.name = name, n.in = std::move(in);
+  return n;
+}
+
+// images -> c1 (3x3) -> a1 SiLU -> c2 (1x1) -> a2 LeakyReLU -> mp (3x3/1) -> cat(mp, a1) -> c3 (1x1, output)
+IrGraph small_graph() {
+  IrGraph g;
+  g.nodes.push_back(node(IrOp::Input, "images", {}));
+  IrNode c1 = node(IrOp::Conv, "c1", {0});
+  c1.weight = randn({3, 2, 3, 3}, 0.4f, 1), c1.bias = randn({3}, 0.2f, 2), c1.pad = 1;
+  g.nodes.push_back(c1);
+  IrNode a1 = node(IrOp::Act, "a1", {1});
+  a1.act = ops::Act::SiLU;
+  g.nodes.push_back(a1);
+  IrNode c2 = node(IrOp::Conv, "c2", {2});
+  c2.weight = randn({2, 3, 1, 1}, 0.5f, 3), c2.bias = randn({2}, 0.1f, 4);
+  g.nodes.push_back(c2);
+  IrNode a2 = node(IrOp::Act, "a2", {3});
+  a2.act = ops::Act::LeakyReLU, a2.alpha = 0.1f;
+  g.nodes.push_back(a2);
+  IrNode mp = node(IrOp::MaxPool, "mp", {4});
+  mp.k = 3, mp.s = 1, mp.p = 1;
+  g.nodes.push_back(mp);
+  g.nodes.push_back(node(IrOp::Concat, "cat", {5, 2}));
+  IrNode c3 = node(IrOp::Conv, "c3", {6});
+  c3.weight = randn({2, 5, 1, 1}, 0.3f, 5), c3.bias = randn({2}, 0.1f, 6);
+  g.nodes.push_back(c3);
+  g.outputs = {7};
+  g.infer_shapes({1, 2, 5, 5});
+  return g;
+}
+
+// plain loops in double over NCHW; inputs on fix-point grids keep every sum exact
+std::vector<double> ref_conv(const std::vector<double>& x, int C, int H, int W, const Tensor& w, const Tensor& b, int pad) {
+  const int O = int(w.size(0)), K = int(w.size(2));
+  std::vector<double> y(size_t(O * H * W));
+  for (int o = 0; o < O; ++o)
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < W; ++j) {
+        double s = b.data<float>()[o];
+        for (int c = 0; c < C; ++c)
+          for (int u = 0; u < K; ++u)
+            for (int v = 0; v < K; ++v) {
+              const int ii = i + u - pad, jj = j + v - pad;
+              if (ii < 0 || jj < 0 || ii >= H || jj >= W) continue;
+              s += x[size_t((c * H + ii) * W + jj)] * w.data<float>()[((o * C + c) * K + u) * K + v];
+            }
+        y[size_t((o * H + i) * W + j)] = s;
+      }
+  return y;
+}
+void ref_fix_all(std::vector<double>& v, int fp) {
+  for (auto& e : v) e = ref_fix(float(e), fp, 8, Round::HalfUp);
+}
+Tensor ref_fix_tensor(const Tensor& t, int fp) {
+  Tensor r = t.clone();
+  for (int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] = float(ref_fix(t.data<float>()[i], fp, 8, Round::StdRound));
+  return r;
+}
+
+TEST(Quantizer, PlanMirrorsNndctGroupsAndConcatSharing) {
+  IrGraph g = small_graph();
+  EXPECT_THROW(quant::convert_for_dpu(g, {}), Error);  // SiLU without the flag
+  quant::QuantOptions o;
+  o.convert_silu_to_hswish = true;
+  IrGraph q = quant::convert_for_dpu(g, o);
+  EXPECT_EQ(q.nodes[2].act, ops::Act::Hardswish);
+  EXPECT_EQ(q.nodes[4].alpha, 0.1015625f);  // the DPU's LeakyReLU slope
+  quant::Plan pl = quant::make_plan(q);
+  //                                images  c1    a1    c2     a2    mp     cat   c3
+  EXPECT_EQ(pl.has_fix, (std::vector<bool>{true, true, true, false, true, false, true, true}));
+  EXPECT_EQ(pl.fix_at, (std::vector<int>{0, 1, 2, 4, 4, 6, 6, 7}));
+  EXPECT_EQ(pl.group_end[3], 4);  // c2 runs fused with its LeakyReLU
+  EXPECT_EQ(pl.scope[0], 1);
+  EXPECT_EQ(pl.scope[1], 5);
+  EXPECT_TRUE(pl.dpu_act[2]);
+  EXPECT_EQ(pl.num_fix(), 6);
+  // an extra consumer of c2 breaks its group with the LeakyReLU
+  IrGraph g2 = g;
+  IrNode add = node(IrOp::Add, "add", {3, 3});
+  g2.nodes.push_back(add);
+  g2.outputs = {7, 8};
+  quant::Plan p2 = quant::make_plan(quant::convert_for_dpu(g2, o));
+  EXPECT_TRUE(p2.has_fix[3]);
+  EXPECT_EQ(p2.fix_at[3], 3);
+  // ops the DPU cannot run: one-line errors naming the node
+  for (IrOp bad : {IrOp::Mul, IrOp::ReOrg}) {
+    IrGraph b = g;
+    b.nodes.push_back(node(bad, "bad", bad == IrOp::Mul ? std::vector<int>{7, 7} : std::vector<int>{7}));
+    try {
+      quant::convert_for_dpu(b, o);
+      ADD_FAILURE() << "no error for " << graph::ir_op_name(bad);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'bad'"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+}
+
+TEST(Quantizer, FakeQuantForwardMatchesScalarReference) {
+  IrGraph g = small_graph();
+  quant::QuantOptions o;
+  o.convert_silu_to_hswish = true;
+  QuantConfig c;
+  c.convert_silu_to_hswish = true;
+  c.graph_hash = quant::graph_identity(g);
+  c.output = {{"images", 6}, {"c1", 4}, {"a1", 5}, {"a2", 4}, {"cat", 4}, {"c3", 5}};
+  c.param = {{"c1.weight", 6}, {"c1.bias", 6}, {"c2.weight", 7}, {"c2.bias", 7}, {"c3.weight", 7}, {"c3.bias", 6}};
+  Tensor x = Tensor::empty({1, 2, 5, 5});
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> U(0.f, 1.f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = U(rng);
+
+  // reference: the NNDCT semantics written out
+  std::vector<double> v(x.data<float>(), x.data<float>() + x.numel());
+  ref_fix_all(v, 6);
+  auto h1 = ref_conv(v, 2, 5, 5, ref_fix_tensor(g.nodes[1].weight, 6), ref_fix_tensor(g.nodes[1].bias, 6), 1);
+  ref_fix_all(h1, 4);
+  std::vector<double> a1(h1.size());
+  for (size_t i = 0; i < h1.size(); ++i) {
+    const float t = std::min(std::max(float(h1[i]) + 3.0f, 0.0f), 6.0f) * (2731.0f / 16384.0f);
+    a1[i] = h1[i] * std::min(std::floor(double(t) * 128 + 0.5), 127.0) / 128;
+  }
+  ref_fix_all(a1, 5);
+  auto h2 = ref_conv(a1, 3, 5, 5, ref_fix_tensor(g.nodes[3].weight, 7), ref_fix_tensor(g.nodes[3].bias, 7), 0);
+  for (auto& e : h2) e = e < 0 ? e * 0.1015625 : e;  // no fix between c2 and its LeakyReLU
+  ref_fix_all(h2, 4);
+  std::vector<double> cat;
+  for (int ch = 0; ch < 2; ++ch)  // maxpool 3x3 stride 1 pad 1, no fix (feeds only the concat)
+    for (int i = 0; i < 5; ++i)
+      for (int j = 0; j < 5; ++j) {
+        double m = -INFINITY;
+        for (int u = -1; u <= 1; ++u)
+          for (int w = -1; w <= 1; ++w)
+            if (i + u >= 0 && i + u < 5 && j + w >= 0 && j + w < 5) m = std::max(m, h2[size_t((ch * 5 + i + u) * 5 + j + w)]);
+        cat.push_back(m);
+      }
+  cat.insert(cat.end(), a1.begin(), a1.end());
+  ref_fix_all(cat, 4);
+  auto y = ref_conv(cat, 5, 5, 5, ref_fix_tensor(g.nodes[7].weight, 7), ref_fix_tensor(g.nodes[7].bias, 6), 0);
+  ref_fix_all(y, 5);
+
+  for (bool cl : {true, false}) {
+    g.channels_last = cl;
+    quant::FakeQuantGraph fq(g, c, o);
+    Tensor out = fq.run(x)[0].contiguous();
+    ASSERT_EQ(out.numel(), int64_t(y.size()));
+    int nonzero = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      ASSERT_EQ(double(out.data<float>()[i]), y[i]) << "element " << i << (cl ? " channels-last" : " nchw");
+      nonzero += y[i] != 0;
+    }
+    EXPECT_GT(nonzero, 20);
+  }
+  // config checks: another model, other flags, a missing entry
+  QuantConfig bad = c;
+  bad.graph_hash = "0000000000000000";
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, o), Error);
+  bad = c;
+  bad.convert_sigmoid_to_hsigmoid = true;
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, o), Error);
+  bad = c;
+  bad.output.erase("cat");
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, o), Error);
+  bad = c;
+  bad.param.erase("c2.bias");
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, o), Error);
+}
+
+TEST(Quantizer, CalibrationModalFixPointsAndParams) {
+  IrGraph g = small_graph();
+  quant::QuantOptions o;
+  o.convert_silu_to_hswish = true;
+  quant::Calibrator cal(g, o);
+  EXPECT_THROW(cal.finish(5), Error);  // no batch yet
+  Tensor x = Tensor::empty({2, 2, 5, 5});
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> U(0.f, 1.f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = U(rng);
+  auto scaled = [&](float s) {
+    Tensor t = x.clone();
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] *= s;
+    return t;
+  };
+  // input fix points per batch (scope 1: floor(log2(127.5 / max))): 7, 4, 4 -> modal 4
+  float mx = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) mx = std::max(mx, x.data<float>()[i]);
+  std::vector<int> fps;
+  for (float sc : {1.0f, 4.5f, 4.4f}) fps.push_back(int(std::floor(std::log2(127.5 / (double(mx) * sc)))));
+  EXPECT_EQ(fps, (std::vector<int>{7, 4, 4}));
+  cal.add_batch(x);
+  cal.add_batch(scaled(4.5f));
+  auto outs = cal.add_batch(scaled(4.4f));
+  ASSERT_EQ(outs.size(), 1u);
+  QuantConfig c = cal.finish(5);
+  EXPECT_EQ(c.calib_batches, 3);
+  EXPECT_EQ(c.calib_images, 6);
+  EXPECT_EQ(c.output.at("images"), 4);
+  EXPECT_EQ(int(c.output.size()), 6);
+  EXPECT_EQ(int(c.param.size()), 6);
+  for (int i : {1, 3, 7}) {  // weights: diffs with std_round (before the shift adjustments)
+    const IrNode& n = g.nodes[size_t(i)];
+    std::vector<float> w(n.weight.data<float>(), n.weight.data<float>() + n.weight.numel());
+    const int ref = std::min(12, ref_diffs(w, Round::StdRound));
+    EXPECT_GE(c.param.at(n.name + ".weight"), ref - 16);
+    EXPECT_LE(c.param.at(n.name + ".weight"), ref);
+  }
+  // the calibrated config drives a fake-quantized run and round-trips through JSON
+  QuantConfig d = config_from_json(config_to_json(c));
+  quant::FakeQuantGraph fq(g, d, o);
+  Tensor y = fq.run(x)[0];
+  const int fp = d.output.at("c3");
+  Tensor yc = y.contiguous();
+  for (int64_t i = 0; i < yc.numel(); ++i) {  // the output lies on its fix-point grid
+    const double q = double(yc.data<float>()[i]) * std::ldexp(1.0, fp);
+    ASSERT_EQ(q, std::round(q));
+    ASSERT_LE(std::abs(q), 128.0);
+  }
+}
+
+TEST(Quantizer, ExportAdjustmentsMirrorFixPosChecker) {
+  // images -> c1 -> Sigmoid (-> Hardsigmoid) -> up (x2) -> c2 ; and a Hardswish branch c3 -> hs
+  IrGraph g;
+  g.nodes.push_back(node(IrOp::Input, "images", {}));
+  IrNode c1 = node(IrOp::Conv, "c1", {0});
+  c1.weight = randn({2, 2, 1, 1}, 0.5f, 1), c1.bias = randn({2}, 0.1f, 2);
+  g.nodes.push_back(c1);
+  IrNode s = node(IrOp::Act, "sig", {1});
+  s.act = ops::Act::Sigmoid;
+  g.nodes.push_back(s);
+  IrNode up = node(IrOp::Upsample, "up", {2});
+  g.nodes.push_back(up);
+  IrNode c2 = c1;
+  c2.name = "c2", c2.in = {3};
+  g.nodes.push_back(c2);
+  IrNode c3 = c1;
+  c3.name = "c3", c3.in = {0};
+  g.nodes.push_back(c3);
+  IrNode hs = node(IrOp::Act, "hs", {5});
+  hs.act = ops::Act::Hardswish;
+  g.nodes.push_back(hs);
+  g.outputs = {4, 6};
+  quant::QuantOptions o;
+  EXPECT_THROW(quant::convert_for_dpu(g, o), Error);  // Sigmoid without the flag
+  o.convert_sigmoid_to_hsigmoid = true;
+  IrGraph q = quant::convert_for_dpu(g, o);
+  quant::Plan pl = quant::make_plan(q);
+  QuantConfig c;
+  c.output = {{"images", 6}, {"c1", -2}, {"sig", 5}, {"up", 3}, {"c2", 14}, {"c3", 2}, {"hs", 12}};
+  c.param = {{"c1.weight", 6}, {"c1.bias", 9},  {"c2.weight", 12}, {"c2.bias", -10},
+             {"c3.weight", 6}, {"c3.bias", 6}};
+  quant::adjust_fix_points(q, pl, c);
+  // c1: shift_cut = 6 + 6 - (-2) = 14 ok; shift_bias = 6 + 6 - 9 = 3 ok
+  EXPECT_EQ(c.param.at("c1.weight"), 6);
+  EXPECT_EQ(c.output.at("c1"), 0);   // Hardsigmoid input >= 0
+  EXPECT_EQ(c.output.at("sig"), 7);  // Hardsigmoid output >= 7
+  EXPECT_EQ(c.output.at("up"), 7);   // nearest upsample output = its input's fix point
+  // c2: input 7, shift_cut = 12 + 7 - 14 = 5; shift_bias = 12 + 7 + 10 = 29 > 16 -> weight 12 - 29 + 16 = -1
+  EXPECT_EQ(c.param.at("c2.weight"), -1);
+  EXPECT_EQ(c.param.at("c2.bias"), -10);
+  EXPECT_EQ(c.output.at("c2"), 14);
+  // c3: shift_cut = 6 + 6 - 2 = 10 ok; hs: input 2 -> output <= 9
+  EXPECT_EQ(c.output.at("hs"), 9);
+  // shift_cut < 0 lowers the output; > 16 lowers the weight; shift_bias < min raises the bias... lowers it
+  QuantConfig e = c;
+  e.output["c3"] = 15;  // shift_cut = 6 + 6 - 15 = -3 -> output 12
+  e.param["c3.bias"] = 40;  // shift_bias = 6 + 6 - 40 = -28 < min(0, -3 - 16) = -19 -> bias 40 - 28 + 19 = 31
+  quant::adjust_fix_points(q, pl, e);
+  EXPECT_EQ(e.output.at("c3"), 12);
+  EXPECT_EQ(e.param.at("c3.bias"), 31);
+  QuantConfig f = c;
+  f.output["c3"] = -6;  // shift_cut = 6 + 6 + 6 = 18 -> weight 6 - 18 + 16 = 4
+  quant::adjust_fix_points(q, pl, f);
+  EXPECT_EQ(f.param.at("c3.weight"), 4);
+}
+
+// ---------------------------------------------------------------- on upstream fixtures
+
+TEST(QuantModel, FoldedBnGraphMatchesUnfoldedModel) {
+  for (const char* arch : {"yolov7-tiny", "yolov7"}) {
+    const std::string dir = test::fixtures_dir() + "/" + arch;
+    auto unfused = graph::load_model(dir + "/model.pt");
+    auto folded = graph::load_model(dir + "/model.pt");
+    ASSERT_FALSE(unfused->fused());
+    Tensor x = io::read_npy(dir + "/input.npy");
+    Tensor ref = unfused->forward(x).pred;  // Conv + BatchNorm (+ implicit) as separate ops
+    IrGraph g = graph::lower(*folded, x.sizes());  // BN folded into the convs
+    int convs = 0;
+    for (const auto& n : g.nodes) convs += n.op == IrOp::Conv;
+    EXPECT_GT(convs, 20);
+    Tensor got = g.decode(g.run(x));
+    auto d = test::compare_pred(got, ref);
+    std::printf("[ %s ] folded-BN graph vs unfolded model: max |box diff| %.3g px, max |score diff| %.3g\n", arch, d[0],
+                d[2]);
+    auto u = test::compare_pred(got, io::read_npy(dir + "/eval_pred.npy"));  // upstream's unfused eval output
+    std::printf("[ %s ] folded-BN graph vs upstream eval_pred: max |box diff| %.3g px, max |score diff| %.3g\n", arch,
+                u[0], u[2]);
+  }
+}
+
+TEST(QuantModel, FakeQuantStaysCloseToFloatOnFixture) {
+  const std::string dir = test::fixtures_dir() + "/yolov7";
+  auto m = graph::load_model(dir + "/model.pt");
+  Tensor x = io::read_npy(dir + "/input.npy");
+  IrGraph g = graph::lower(*m, x.sizes());
+  quant::QuantOptions o;
+  o.convert_silu_to_hswish = o.convert_sigmoid_to_hsigmoid = true;
+  quant::Calibrator cal(g, o);
+  cal.add_batch(x);
+  QuantConfig c = cal.finish(int(x.size(2)));
+  quant::FakeQuantGraph fq(g, c, o);
+  auto qo = fq.run(x);
+  auto fo = quant::convert_for_dpu(g, o).run(x);  // float graph with float Hardswish
+  for (size_t l = 0; l < qo.size(); ++l) {
+    const double diff = max_abs_diff(qo[l], fo[l]), ref = max_abs(fo[l]);
+    std::printf("[ yolov7 ] head %zu: max |fake-quant - float| %.3g (max |float| %.3g, output step 2^-%d)\n", l, diff, ref,
+                c.output.at(g.nodes[size_t(g.outputs[l])].name));
+    EXPECT_LT(diff, 0.25 * ref);
+  }
+}
+
+// ---------------------------------------------------------------- yolo7 quant CLI
+
+TEST(QuantCli, FloatCalibTestAndErrors) {
+  const std::string d = test::scratch("quant_cli");
+  train::ShapesOptions so;
+  so.n_train = 1, so.n_val = 6, so.size = 64, so.seed = 5;
+  const std::string yaml = train::write_shapes_dataset(d + "/data", so);
+  const std::string tiny = test::fixtures() + "/yolov7-tiny/model.pt", v7 = test::fixtures() + "/yolov7/model.pt";
+  const std::string common = " --data " + yaml + " --img-size 64 --batch-size 4 --project " + d + "/runs --output_dir " +
+                             d + "/qr --workers 0";
+  auto one_line_error = [](const test::CliResult& r) {
+    const auto p = r.out.find("yolo7: error: ");
+    return r.code == 1 && p != std::string::npos && r.out.find('\n', p) == r.out.size() - 1;
+  };
+  // test before calibration: missing config
+  auto r = test::run_cli("quant --weights " + tiny + common + " --quant_mode test");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  EXPECT_NE(r.out.find("calib"), std::string::npos) << r.out;
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode float");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("mAP@.5:.95"), std::string::npos);
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode calib");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("quant_info.json"), std::string::npos) << r.out;
+  QuantConfig c = load_config(d + "/qr/quant_info.json");
+  EXPECT_EQ(c.calib_images, 6);
+  EXPECT_EQ(c.calib_batches, 2);
+  EXPECT_EQ(c.img_size, 64);
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode test");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("all"), std::string::npos);
+  // a config from another model, other flags, --dump_model (writer not built in), bad modes
+  r = test::run_cli("quant --weights " + v7 + common + " --quant_mode test --nndct_convert_silu_to_hswish");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  EXPECT_NE(r.out.find("another model"), std::string::npos) << r.out;
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode test --nndct_convert_silu_to_hswish");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  r = test::run_cli("quant --weights " + v7 + common + " --quant_mode calib");  // SiLU without conversion
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  EXPECT_NE(r.out.find("--nndct_convert_silu_to_hswish"), std::string::npos) << r.out;
+  r = test::run_cli("quant --weights " + test::fixtures() + "/yolov7-w6/model.pt" + common +
+                    " --quant_mode calib --nndct_convert_silu_to_hswish");  // ReOrg
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode calib --dump_model");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode bogus");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode test --nndct_qat");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
+  {  // a corrupt config
+    FILE* f = std::fopen((d + "/qr/quant_info.json").c_str(), "w");
+    std::fputs("{\"format\": \"yolo7 quant_info\", \"version\": 1, ", f);
+    std::fclose(f);
+  }
+  r = test::run_cli("quant --weights " + tiny + common + " --quant_mode test");
+  EXPECT_TRUE(one_line_error(r)) << r.out;
 }
 
 }  // namespace
