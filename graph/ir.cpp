@@ -316,8 +316,8 @@ void IrGraph::validate() const {
       default: break;
     }
   }
-  Y7_CHECK(!outputs.empty(), "graph: no outputs");
   for (int o : outputs) Y7_CHECK(o >= 0 && o < int(nodes.size()), "graph: output index ", o, " out of range");
+  if (head.nl == 0) return;
   Y7_CHECK(head.nl == int(outputs.size()), "graph: ", outputs.size(), " outputs for ", head.nl, " detect levels");
   Y7_CHECK(head.na >= 1 && head.nc >= 1 && head.no == head.nc + 5, "graph: bad detect head na=", head.na,
            " nc=", head.nc, " no=", head.no);
@@ -326,67 +326,66 @@ void IrGraph::validate() const {
            "graph: anchor_grid must be [", head.nl, ",", head.na, ",2]");
 }
 
+Shape ir_node_shape(const IrNode& n, const std::vector<Shape>& s, const Shape& in) {
+  auto where = [&]() { return "node '" + n.name + "' (" + ir_op_name(n.op) + ")"; };
+  for (int p : n.in)
+    Y7_CHECK(p >= 0 && p < int(s.size()) && s[p].size() == 4, where(), ": input ", p, " has no shape");
+  auto x = [&](int k) -> const Shape& { return s[n.in[k]]; };
+  switch (n.op) {
+    case IrOp::Input:
+      Y7_CHECK(in.size() == 4, "graph input must be [B,C,H,W], got ", shape_str(in));
+      if (n.shape.size() == 4)
+        Y7_CHECK(in[1] == n.shape[1], "graph input must have ", n.shape[1], " channels, got ", shape_str(in));
+      return in;
+    case IrOp::Conv: {
+      const Shape& a = x(0);
+      Y7_CHECK(n.weight.defined() && n.weight.dim() == 4, where(), ": no weight");
+      int64_t co = n.weight.size(0), kh = n.weight.size(2), kw = n.weight.size(3);
+      Y7_CHECK(a[1] == n.weight.size(1) * n.groups, where(), ": input ", shape_str(a), " but weight ",
+               n.weight.str(), " with ", n.groups, " groups");
+      int64_t ekh = int64_t(n.dilation) * (kh - 1) + 1, ekw = int64_t(n.dilation) * (kw - 1) + 1;
+      Y7_CHECK(a[2] + 2 * n.pad >= ekh && a[3] + 2 * n.pad >= ekw, where(), ": input ", shape_str(a), " too small");
+      return {a[0], co, (a[2] + 2 * n.pad - ekh) / n.stride + 1, (a[3] + 2 * n.pad - ekw) / n.stride + 1};
+    }
+    case IrOp::Act: return x(0);
+    case IrOp::MaxPool: {
+      const Shape& a = x(0);
+      Y7_CHECK(a[2] + 2 * n.p >= n.k && a[3] + 2 * n.p >= n.k, where(), ": input ", shape_str(a), " too small");
+      return {a[0], a[1], (a[2] + 2 * n.p - n.k) / n.s + 1, (a[3] + 2 * n.p - n.k) / n.s + 1};
+    }
+    case IrOp::Upsample: return {x(0)[0], x(0)[1], x(0)[2] * n.scale, x(0)[3] * n.scale};
+    case IrOp::Concat: {
+      Shape o = x(0);
+      for (size_t k = 1; k < n.in.size(); ++k) {
+        for (int d = 0; d < 4; ++d)
+          Y7_CHECK(d == n.axis || x(int(k))[d] == o[d], where(), ": inputs ", shape_str(o), " and ",
+                   shape_str(x(int(k))), " differ outside axis ", n.axis);
+        o[n.axis] += x(int(k))[n.axis];
+      }
+      return o;
+    }
+    case IrOp::Add:
+    case IrOp::Mul:
+      if (n.weight.defined()) {
+        Y7_CHECK(n.weight.size(1) == x(0)[1] || n.weight.size(1) == 1, where(), ": constant ", n.weight.str(),
+                 " for input ", shape_str(x(0)));
+      } else {
+        Y7_CHECK(x(0) == x(1), where(), ": inputs ", shape_str(x(0)), " and ", shape_str(x(1)), " differ");
+      }
+      return x(0);
+    case IrOp::ReOrg: {
+      const Shape& a = x(0);
+      Y7_CHECK(a[2] % 2 == 0 && a[3] % 2 == 0, where(), ": needs an even height and width, got ", shape_str(a));
+      return {a[0], 4 * a[1], a[2] / 2, a[3] / 2};
+    }
+  }
+  fail(where(), ": unknown op");
+}
+
 std::vector<Shape> IrGraph::infer_shapes(const Shape& in) const {
   std::vector<Shape> s(nodes.size());
   Y7_CHECK(in.size() == 4, "graph input must be [B,C,H,W], got ", shape_str(in));
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const IrNode& n = nodes[i];
-    auto where = [&]() { return "node '" + n.name + "' (" + ir_op_name(n.op) + ")"; };
-    auto x = [&](int k) -> const Shape& { return s[n.in[k]]; };
-    switch (n.op) {
-      case IrOp::Input:
-        if (n.shape.size() == 4)
-          Y7_CHECK(in[1] == n.shape[1], "graph input must have ", n.shape[1], " channels, got ", shape_str(in));
-        s[i] = in;
-        break;
-      case IrOp::Conv: {
-        const Shape& a = x(0);
-        int64_t co = n.weight.size(0), kh = n.weight.size(2), kw = n.weight.size(3);
-        Y7_CHECK(a[1] == n.weight.size(1) * n.groups, where(), ": input ", shape_str(a), " but weight ",
-                 n.weight.str(), " with ", n.groups, " groups");
-        int64_t ekh = int64_t(n.dilation) * (kh - 1) + 1, ekw = int64_t(n.dilation) * (kw - 1) + 1;
-        Y7_CHECK(a[2] + 2 * n.pad >= ekh && a[3] + 2 * n.pad >= ekw, where(), ": input ", shape_str(a),
-                 " too small");
-        s[i] = {a[0], co, (a[2] + 2 * n.pad - ekh) / n.stride + 1, (a[3] + 2 * n.pad - ekw) / n.stride + 1};
-        break;
-      }
-      case IrOp::Act: s[i] = x(0); break;
-      case IrOp::MaxPool: {
-        const Shape& a = x(0);
-        Y7_CHECK(a[2] + 2 * n.p >= n.k && a[3] + 2 * n.p >= n.k, where(), ": input ", shape_str(a), " too small");
-        s[i] = {a[0], a[1], (a[2] + 2 * n.p - n.k) / n.s + 1, (a[3] + 2 * n.p - n.k) / n.s + 1};
-        break;
-      }
-      case IrOp::Upsample: s[i] = {x(0)[0], x(0)[1], x(0)[2] * n.scale, x(0)[3] * n.scale}; break;
-      case IrOp::Concat: {
-        Shape o = x(0);
-        for (size_t k = 1; k < n.in.size(); ++k) {
-          for (int d = 0; d < 4; ++d)
-            Y7_CHECK(d == n.axis || x(int(k))[d] == o[d], where(), ": inputs ", shape_str(o), " and ",
-                     shape_str(x(int(k))), " differ outside axis ", n.axis);
-          o[n.axis] += x(int(k))[n.axis];
-        }
-        s[i] = o;
-        break;
-      }
-      case IrOp::Add:
-      case IrOp::Mul:
-        if (n.weight.defined()) {
-          Y7_CHECK(n.weight.size(1) == x(0)[1] || n.weight.size(1) == 1, where(), ": constant ", n.weight.str(),
-                   " for input ", shape_str(x(0)));
-        } else {
-          Y7_CHECK(x(0) == x(1), where(), ": inputs ", shape_str(x(0)), " and ", shape_str(x(1)), " differ");
-        }
-        s[i] = x(0);
-        break;
-      case IrOp::ReOrg: {
-        const Shape& a = x(0);
-        Y7_CHECK(a[2] % 2 == 0 && a[3] % 2 == 0, where(), ": needs an even height and width, got ", shape_str(a));
-        s[i] = {a[0], 4 * a[1], a[2] / 2, a[3] / 2};
-        break;
-      }
-    }
-  }
+  for (size_t i = 0; i < nodes.size(); ++i) s[i] = ir_node_shape(nodes[i], s, in);
   return s;
 }
 

@@ -50,7 +50,7 @@ struct IrNode {
 
 // What the detect decode needs (upstream Detect's inference branch).
 struct IrHead {
-  int nc = 80, na = 3, no = 85, nl = 3;
+  int nc = 80, na = 3, no = 85, nl = 3;  // nl == 0: no detect head (e.g. an imported ONNX graph)
   std::vector<float> stride;  // per level, pixels
   Tensor anchor_grid;         // [nl, na, 2] anchor (w, h) in pixels
 };
@@ -78,7 +78,9 @@ struct IrGraph {
   std::vector<Shape> infer_shapes(const Shape& in) const;
   // Index of the node called `name`, or -1.
   int find(const std::string& name) const;
-  // Structural checks (input indices, weights, parameters); throws a one-line y7::Error.
+  // Structural checks (input indices, weights, parameters; the detect head when head.nl > 0: a
+  // graph without a head, e.g. the mapped part of an imported ONNX file, has head.nl == 0 and any
+  // outputs); throws a one-line y7::Error.
   void validate() const;
 
   // Per-Conv-node oneDNN primitive caches (shared by copies of the graph; a cache notices when a
@@ -87,6 +89,10 @@ struct IrGraph {
   mutable std::shared_ptr<Caches> caches_;
   void reset_caches() const { caches_.reset(); }
 };
+
+// Output shape of one node given the shapes of the nodes before it (`in`: the graph input shape,
+// used by the Input node). One-line y7::Error on inconsistent shapes.
+Shape ir_node_shape(const IrNode& n, const std::vector<Shape>& shapes, const Shape& in);
 
 // Lowers a model (fused first if it is not) at input shape `input` ([B,C,H,W]; sets IrNode::shape).
 IrGraph lower(Model& model, const Shape& input);

@@ -6,11 +6,14 @@
 #include "core/thread_pool.h"
 #include "graph/model.h"
 #include "io/npy.h"
+#include "io/onnx_import.h"
 #include "kernels/nms.h"
 #include "tools/cli.h"
 
 namespace y7 {
 namespace {
+
+using graph::Model;
 
 int run_forward(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", 1}, {"input", 1}, {"out", 1}, {"fuse", 0}, {"nms", 0}, {"conf-thres", 1},
@@ -26,15 +29,26 @@ int run_forward(const std::vector<std::string>& argv) {
   Y7_CHECK(x.dim() == 4 && x.size(1) == 3, "forward: input must be [B,3,H,W], got ", shape_str(x.sizes()));
   x = x.to(DType::F32);
 
-  auto model = graph::load_model(a.str("weights"));
-  int smax = 0;
-  for (float s : model->stride()) smax = std::max(smax, int(s));
-  Y7_CHECK(smax > 0 && x.size(2) % smax == 0 && x.size(3) % smax == 0, "forward: input size ", x.size(2), "x",
-           x.size(3), " must be a multiple of the model's max stride ", smax);
-  if (a.flag("fuse")) model->fuse();
-
-  NoGradGuard ng;
-  auto out = model->forward(x);
+  Model::Output out;
+  if (io::is_onnx_path(a.str("weights"))) {  // an ONNX file on our runtime (io/onnx_import.h)
+    io::OnnxModel om = io::load_onnx(a.str("weights"));
+    out.pred = om.predict(x);
+    if (om.kind() == io::OnnxModel::Kind::NmsRows) {  // --end2end file: its rows (NMS is in the graph)
+      io::write_npy(a.str("out"), out.pred);
+      std::printf("%s -> %s: %lld detections (ONNX end2end rows: batch, x1, y1, x2, y2, class, score)\n",
+                  a.str("input").c_str(), a.str("out").c_str(), (long long)out.pred.size(0));
+      return 0;
+    }
+  } else {
+    auto model = graph::load_model(a.str("weights"));
+    int smax = 0;
+    for (float s : model->stride()) smax = std::max(smax, int(s));
+    Y7_CHECK(smax > 0 && x.size(2) % smax == 0 && x.size(3) % smax == 0, "forward: input size ", x.size(2), "x",
+             x.size(3), " must be a multiple of the model's max stride ", smax);
+    if (a.flag("fuse")) model->fuse();
+    NoGradGuard ng;
+    out = model->forward(x);
+  }
   if (a.has("raw-out")) {
     for (size_t i = 0; i < out.raw.size(); ++i)
       io::write_npy(a.str("raw-out") + std::to_string(i) + ".npy", out.raw[i]);
