@@ -1399,6 +1399,11 @@ std::vector<float> OnnxModel::strides() const {
   return s;
 }
 
+bool OnnxModel::can_predict() const {
+  const Impl& m = *impl_;
+  return m.kind == Kind::Decoded || m.kind == Kind::NmsRows || (m.kind == Kind::Raw && m.head.nl > 0);
+}
+
 Tensor OnnxModel::predict(const Tensor& x0) const {
   const Impl& m = *impl_;
   Y7_CHECK(x0.defined() && x0.dim() == 4, "ONNX model input must be [B,C,H,W]");

@@ -52,6 +52,8 @@ class OnnxModel {
   // image by image; a smaller image is padded at the bottom/right with 114/255 (coordinates stay
   // the same); a larger one is an error.
   Tensor predict(const Tensor& x) const;
+  // Whether predict() works for this file (Raw needs the anchor metadata; TrtNms/Other do not).
+  bool can_predict() const;
 
   struct Impl;
 

@@ -32,6 +32,19 @@ int run_forward(const std::vector<std::string>& argv) {
   Model::Output out;
   if (io::is_onnx_path(a.str("weights"))) {  // an ONNX file on our runtime (io/onnx_import.h)
     io::OnnxModel om = io::load_onnx(a.str("weights"));
+    if (!om.can_predict()) {  // e.g. upstream's raw head maps without anchors: write the outputs as they are
+      Y7_CHECK(!a.flag("nms"), "forward: --nms needs detections; this ONNX file's outputs are not decoded");
+      std::vector<Tensor> outs = om.run(x);
+      std::string base = a.str("out");
+      for (size_t i = 0; i < outs.size(); ++i) {
+        std::string f = outs.size() == 1 ? base : base.substr(0, base.size() - (base.ends_with(".npy") ? 4 : 0)) +
+                                                      "_" + std::to_string(i) + ".npy";
+        io::write_npy(f, outs[i].to(DType::F32));
+        std::printf("%s -> %s %s (output '%s')\n", a.str("input").c_str(), f.c_str(),
+                    shape_str(outs[i].sizes()).c_str(), om.output_names()[i].c_str());
+      }
+      return 0;
+    }
     out.pred = om.predict(x);
     if (om.kind() == io::OnnxModel::Kind::NmsRows) {  // --end2end file: its rows (NMS is in the graph)
       io::write_npy(a.str("out"), out.pred);

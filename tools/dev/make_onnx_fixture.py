@@ -4,12 +4,11 @@ Run with Debian's python3-torch 1.13 and an upstream yolov7 checkout:
   YOLOV7_SRC=/work/upstream /usr/bin/python3 tools/dev/make_onnx_fixture.py tests/data/onnx
 
 A small model (an upstream cfg at a reduced width, few classes, BatchNorm statistics settled by a
-few training-mode passes, head biases spread) is saved as <name>.pt (strip_optimizer layout, fp16)
-and exported the way upstream export.py's ONNX part does it: attempt_load()-style
+few training-mode passes, head biases spread) is saved as a temporary .pt (strip_optimizer layout,
+fp16), loaded back and exported the way upstream export.py's ONNX part does it: attempt_load()-style
 .float().fuse().eval(), export-friendly activations, Detect.export = not --grid, opset 12, input
 'images', output 'output'; --grid sets Detect.concat; --end2end wraps the model in End2End (ONNX_ORT
 NonMaxSuppression with max_wh). Written per model:
-  <name>.pt                 the checkpoint
   <name>.onnx               raw head maps (Detect.export: outputs [B,na,H,W,no] per level)
   <name>_grid.onnx          --grid: decoded [B,N,no]
   <name>_e2e.onnx           --grid --end2end --max-wh 640 (ORT NMS; output [n,7])
@@ -17,7 +16,7 @@ NonMaxSuppression with max_wh). Written per model:
   <name>_out<i>.npy         upstream's outputs of <name>.onnx's graph (the traced torch model)
   <name>_grid_out.npy       upstream's decoded output (--grid)
 """
-import argparse, copy, os, sys
+import argparse, copy, os, sys, tempfile
 
 import numpy as np
 import torch
@@ -28,9 +27,9 @@ sys.path.insert(0, SRC)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
-ap.add_argument("--models", nargs="+", default=["yolov7-tiny:training:0.125", "yolov7:deploy:0.0625"])
+ap.add_argument("--models", nargs="+", default=["yolov7:deploy:0.03125"])
 ap.add_argument("--nc", type=int, default=5)
-ap.add_argument("--size", type=int, nargs=2, default=[128, 160])
+ap.add_argument("--size", type=int, nargs=2, default=[96, 128])
 ap.add_argument("--seed", type=int, default=1)
 args = ap.parse_args()
 out = os.path.abspath(args.out)
@@ -91,7 +90,7 @@ for spec in args.models:
     name, kind, width = spec.split(":")
     width = float(width)
     m = build(f"cfg/{kind}/{name}.yaml", width, args.nc, gen, shape)
-    pt = os.path.join(out, f"{name}.pt")
+    pt = os.path.join(tempfile.mkdtemp(), f"{name}.pt")
     torch.save({"model": copy.deepcopy(m).half(), "optimizer": None, "training_results": None, "epoch": -1,
                 "ema": None, "updates": None, "wandb_id": None}, pt)
     x = torch.rand(shape, generator=gen)
