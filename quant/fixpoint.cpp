@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace y7::quant {
 
@@ -69,11 +70,30 @@ float* dense_block(const Tensor& t, int64_t& count) {
 
 }  // namespace
 
+// The DPU's half-up rounding of activations in float without branches: f = floor(v), then up when
+// v - f >= 0.5 (v - f is exact in float), identical to _vai_round_cpu's method 2 and vectorizable.
+namespace {
+inline float half_up_clamped(float v, float qmin, float qmax) {
+  const float f = std::floor(v);
+  float r = f + ((v - f) >= 0.5f ? 1.0f : 0.0f);  // NaN stays NaN; -0 + 0 = +0
+  r = r > qmax ? qmax : r;
+  return r < qmin ? qmin : r;
+}
+}  // namespace
+
 void fix_neuron(const float* x, float* y, int64_t n, int fix_point, int bit_width, Round m) {
   check_fp(fix_point, bit_width);
   const float amp = amp_of(fix_point), inv = 1.0f / amp;
   const float qmax = float((1 << (bit_width - 1)) - 1), qmin = -float(1 << (bit_width - 1));
-  for (int64_t i = 0; i < n; ++i) y[i] = fix_one(x[i], amp, inv, qmin, qmax, m);
+  constexpr int64_t kBlock = 1 << 15;
+  parallel_for((n + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t e = std::min(n, b1 * kBlock);
+    if (m == Round::HalfUp) {
+      for (int64_t i = b0 * kBlock; i < e; ++i) y[i] = half_up_clamped(x[i] * amp, qmin, qmax) * inv;
+    } else {
+      for (int64_t i = b0 * kBlock; i < e; ++i) y[i] = fix_one(x[i], amp, inv, qmin, qmax, m);
+    }
+  });
 }
 
 void quantize_int8(const float* x, int8_t* q, int64_t n, int fix_point, Round m) {
@@ -115,11 +135,42 @@ double fix_error(const float* x, int64_t n, int fix_point, int bit_width, Round 
   check_fp(fix_point, bit_width);
   const float amp = amp_of(fix_point), inv = 1.0f / amp;
   const float qmax = float((1 << (bit_width - 1)) - 1), qmin = -float(1 << (bit_width - 1));
+  // fixed blocks summed in order: the same result for any thread count
+  constexpr int64_t kBlock = 1 << 14;
+  const int64_t nb = (n + kBlock - 1) / kBlock;
+  std::vector<double> part(size_t(nb), 0.0);
+  parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      double s = 0;
+      const int64_t e = std::min(n, (b + 1) * kBlock);
+      if (m == Round::HalfUp) {
+        // 8 float lanes over runs of 256, then double (the order is fixed: thread-count independent)
+        for (int64_t i0 = b * kBlock; i0 < e; i0 += 256) {
+          const int64_t i1 = std::min(e, i0 + 256);
+          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t i = i0;
+          for (; i + 8 <= i1; i += 8)
+            for (int k = 0; k < 8; ++k) {
+              const float d = x[i + k] - half_up_clamped(x[i + k] * amp, qmin, qmax) * inv;
+              acc[k] += d * d;
+            }
+          for (; i < i1; ++i) {
+            const float d = x[i] - half_up_clamped(x[i] * amp, qmin, qmax) * inv;
+            acc[0] += d * d;
+          }
+          for (float a : acc) s += a;
+        }
+      } else {
+        for (int64_t i = b * kBlock; i < e; ++i) {
+          const float d = x[i] - fix_one(x[i], amp, inv, qmin, qmax, m);
+          s += double(d) * double(d);
+        }
+      }
+      part[size_t(b)] = s;
+    }
+  });
   double s = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float d = x[i] - fix_one(x[i], amp, inv, qmin, qmax, m);
-    s += double(d) * double(d);
-  }
+  for (double p : part) s += p;
   return s;
 }
 
@@ -181,8 +232,28 @@ float dpu_hsigmoid(float x) {
 // Mirrors deephi_Hardswish.forward (pytorch_nndct/nn/modules/hardswish.py), quant branch: the
 // hsigmoid factor is fake-quantized at scale 1/128 (fix_point 7, method 2) before the multiply.
 float dpu_hswish(float x) {
-  const float h = fix_one(dpu_hsigmoid(x), 128.0f, 1.0f / 128.0f, -128.0f, 127.0f, Round::HalfUp);
+  const float h = half_up_clamped(dpu_hsigmoid(x) * 128.0f, -128.0f, 127.0f) * (1.0f / 128.0f);
   return x * h;
+}
+
+void dpu_hard_act(const Tensor& x, Tensor& out, bool swish) {
+  Y7_CHECK(x.dtype() == DType::F32 && out.dtype() == DType::F32 && x.sizes() == out.sizes(),
+           "dpu activation: expected float32 tensors of one shape, got ", x.str(), " and ", out.str());
+  int64_t n = 0, m = 0;
+  const float* a = dense_block(x, n);
+  float* b = dense_block(out, m);
+  if (!a || !b || x.strides() != out.strides()) {
+    out.copy_(x);
+    dpu_hard_act_(out, swish);
+    return;
+  }
+  parallel_for((n + 32767) / 32768, 1, [&](int64_t b0, int64_t b1) {
+    const int64_t e = std::min(n, b1 * 32768);
+    if (swish)
+      for (int64_t i = b0 * 32768; i < e; ++i) b[i] = dpu_hswish(a[i]);
+    else
+      for (int64_t i = b0 * 32768; i < e; ++i) b[i] = dpu_hsigmoid(a[i]);
+  });
 }
 
 void dpu_hard_act_(Tensor& x, bool swish) {

@@ -67,7 +67,9 @@ int modal_fix_pos(const std::vector<int>& history);
 constexpr float kDpuOneSixth = 2731.0f / 16384.0f;
 float dpu_hsigmoid(float x);
 float dpu_hswish(float x);
-// In place over a float32 tensor (any layout).
+// In place over a float32 tensor (any layout); and out = act(x) (same sizes; fast when x and out
+// share one dense layout).
 void dpu_hard_act_(Tensor& x, bool swish);
+void dpu_hard_act(const Tensor& x, Tensor& out, bool swish);
 
 }  // namespace y7::quant

@@ -293,9 +293,7 @@ struct FixHook {
   void operator()(int i, Tensor& out) {
     if (pl.dpu_act[i]) {
       // recompute in the DPU's form from the quantized input (the graph ran the float form)
-      Tensor y = stash[size_t(q.nodes[i].in[0])].contiguous().clone();
-      dpu_hard_act_(y, q.nodes[i].act == ops::Act::Hardswish);
-      out.copy_(y);
+      dpu_hard_act(stash[size_t(q.nodes[i].in[0])], out, q.nodes[i].act == ops::Act::Hardswish);
       bool last = true;
       for (size_t j = size_t(i) + 1; j < q.nodes.size(); ++j)
         if (pl.dpu_act[j] && q.nodes[j].in[0] == q.nodes[i].in[0]) last = false;
