@@ -10,7 +10,9 @@ case "$what" in
   test)
     rm -rf build-test
     BUILD_DIR=build-test bash scripts/build.sh -DY7_BUILD_BENCH=OFF
-    cd build-test && ctest --output-on-failure -j"$(nproc)" --timeout 900
+    # tests run in parallel, one per core: one OpenMP thread each, so that spinning OpenMP teams
+    # of concurrent tests never oversubscribe the cores
+    cd build-test && OMP_NUM_THREADS=1 ctest --output-on-failure -j"$(nproc)" --timeout 900
     ;;
   demo)
     BUILD_DIR=build bash scripts/build.sh
