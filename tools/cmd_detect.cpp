@@ -19,6 +19,7 @@
 #include "io/video.h"
 #include "kernels/nms.h"
 #include "tools/cli.h"
+#include "tools/inference_weights.h"
 
 namespace fs = std::filesystem;
 
@@ -79,6 +80,7 @@ std::string fmt_g(double v) {
 
 struct Detector {
   graph::Model& model;
+  std::function<Tensor(const Tensor&)> forward;  // images -> decoded predictions (.pt or .onnx)
   ops::NmsParams nms;
   int img_size, stride;
   bool save_img, save_txt, save_conf;
@@ -89,7 +91,7 @@ struct Detector {
     io::Letterboxed lb = io::letterbox(im0, img_size, true, stride);
     Tensor x = io::image_to_input(lb.img);
     auto t0 = std::chrono::steady_clock::now();
-    Tensor pred = model.forward(x).pred;
+    Tensor pred = forward(x);
     auto t1 = std::chrono::steady_clock::now();
     Tensor det = ops::non_max_suppression(pred, nms)[0];
     auto t2 = std::chrono::steady_clock::now();
@@ -143,8 +145,8 @@ int run_detect(const std::vector<std::string>& argv) {
   std::string source = a.str("source", "inference/images");
   auto files = list_sources(source);
 
-  auto model = graph::load_model(a.str("weights"));
-  model->fuse();
+  auto weights = tools::load_inference_weights(a.str("weights"));  // .pt, or .onnx on our runtime
+  auto& model = weights.model;
   int stride = 32;
   for (float s : model->stride()) stride = std::max(stride, int(s));
   int req = a.integer("img-size", 640);
@@ -157,7 +159,7 @@ int run_detect(const std::vector<std::string>& argv) {
   fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/detect")) / a.str("name", "exp")).string(), a.flag("exist-ok")));
   fs::create_directories(save_txt ? save_dir / "labels" : save_dir);
 
-  Detector det{*model, {}, imgsz, stride, save_img, save_txt, a.flag("save-conf"), save_dir};
+  Detector det{*model, weights.forward, {}, imgsz, stride, save_img, save_txt, a.flag("save-conf"), save_dir};
   det.nms.conf_thres = a.num("conf-thres", 0.25);
   det.nms.iou_thres = a.num("iou-thres", 0.45);
   det.nms.classes = a.ints("classes");

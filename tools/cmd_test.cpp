@@ -7,6 +7,7 @@
 #include "graph/model.h"
 #include "io/file_util.h"
 #include "tools/cli.h"
+#include "tools/inference_weights.h"
 #include "train/evaluate.h"
 
 namespace fs = std::filesystem;
@@ -55,9 +56,14 @@ int run_test_cmd(const std::vector<std::string>& argv) {
   fs::create_directories(o.save_txt ? save_dir / "labels" : save_dir);
   o.save_dir = save_dir.string();
 
-  auto model = graph::load_model(o.weights);
-  model->fuse();
-  auto r = train::run_test(*model, o);
+  auto w = tools::load_inference_weights(o.weights);  // .pt, or .onnx on our runtime
+  if (w.onnx) {
+    o.forward = w.forward;
+    // a fixed-size ONNX graph gets square letterboxed batches (rect=False), as test_nndct.py does
+    const Shape& is = w.onnx->input_shape();
+    if (is[2] > 0 || is[3] > 0) o.rect = false;
+  }
+  auto r = train::run_test(*w.model, o);
 
   const auto& e = r.metrics;
   std::string json = train::results_json(e, r.names, o.v5_metric);
