@@ -2,6 +2,7 @@
 #include "quant/config.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -222,6 +223,20 @@ std::string config_to_json(const QuantConfig& c) {
   };
   table("param", c.param, false);
   table("output", c.output, false);
+  s += "  \"bias_corr\": {";
+  bool first = true;
+  for (auto& [k, v] : c.bias_corr) {
+    s += first ? "\n    " : ",\n    ";
+    s += quote(k) + ": [";
+    for (size_t i = 0; i < v.size(); ++i) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.9g", double(v[i]));  // float32 round trip
+      s += (i ? ", " : "") + std::string(b);
+    }
+    s += "]";
+    first = false;
+  }
+  s += first ? "},\n" : "\n  },\n";
   s += "  \"input\": {}\n";
   return s + "}\n";
 }
@@ -245,6 +260,19 @@ QuantConfig config_from_json(const std::string& text, const std::string& what) {
   if (const JVal* v = root.get("calib_images")) c.calib_images = as_int(*v, what, "calib_images", 0, 1 << 30);
   read_table(root, "param", c.bit_width, c.param, what);
   read_table(root, "output", c.bit_width, c.output, what);
+  if (const JVal* t = root.get("bias_corr")) {
+    Y7_CHECK(t->kind == JVal::Obj, what, ": 'bias_corr' must be an object");
+    for (auto& [name, v] : t->obj) {
+      Y7_CHECK(v.kind == JVal::Arr, what, ": bias_corr entry '", name, "' must be a list of numbers");
+      std::vector<float> f;
+      for (auto& e : v.arr) {
+        Y7_CHECK(e.kind == JVal::Num && std::isfinite(e.num) && std::abs(e.num) < 1e30, what, ": bias_corr entry '", name,
+                 "' holds a bad number");
+        f.push_back(float(e.num));
+      }
+      c.bias_corr[name] = std::move(f);
+    }
+  }
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace y7::quant {
 
@@ -27,6 +28,10 @@ struct QuantConfig {
   int64_t calib_batches = 0, calib_images = 0;
   std::map<std::string, int> output;  // IR node name -> fix_point of the fix neuron after it
   std::map<std::string, int> param;   // "<conv>.weight" / "<conv>.bias" -> fix_point
+  // NNDCT's bias correction (nndct_param_corr, on by default; NNDCT's bias_corr.pth): per Conv,
+  // the per-channel amount to subtract from the float bias before it is quantized with its
+  // "<conv>.bias" fix point. Absent conv: no correction.
+  std::map<std::string, std::vector<float>> bias_corr;
 
   // Lookups that throw a one-line error naming the missing entry.
   int output_fp(const std::string& node) const;

@@ -2,9 +2,11 @@
 #include "quant/quantizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "quant/fixpoint.h"
 
 namespace y7::quant {
@@ -271,46 +273,63 @@ Calibrator::Calibrator(const IrGraph& g, const QuantOptions& o) : qg_(convert_fo
       fail("quant: conv '", n.name, "' parameters: ", e.what());
     }
   }
+  bc_.assign(N, {});
+  for (int i = 0; i < N; ++i)
+    if (qg_.nodes[i].op == IrOp::Conv) bc_[i].wf = qg_.nodes[i].weight, bc_[i].bf = qg_.nodes[i].bias;
   quantize_params(qg_, wfp_, bfp_);
   history_.assign(N, {});
 }
 
 namespace {
 
-// The run() hook shared by calibration and test: DPU activations, then the node's fix neuron.
+// The run() hook shared by calibration and test: DPU activations, then the node's fix neuron, then
+// `after` (bias correction) with the node's (quantized) input.
 struct FixHook {
   const IrGraph& q;
   const Plan& pl;
   std::function<int(int, const Tensor&)> fix_point;  // fix point for node i's output
-  std::vector<Tensor> stash;                          // quantized inputs of DPU activations
-  std::vector<bool> feeds_dpu_act;
+  std::function<void(int, const Tensor& in, const Tensor& out)> after;  // Conv nodes, optional
+  std::vector<Tensor> stash;                          // inputs kept for DPU activations / `after`
+  std::vector<int> keep_until;                        // last node that needs stash[i]
 
-  FixHook(const IrGraph& q_, const Plan& pl_, std::function<int(int, const Tensor&)> f)
-      : q(q_), pl(pl_), fix_point(std::move(f)), stash(q_.nodes.size()), feeds_dpu_act(q_.nodes.size(), false) {
+  FixHook(const IrGraph& q_, const Plan& pl_, std::function<int(int, const Tensor&)> f,
+          std::function<void(int, const Tensor&, const Tensor&)> a = {})
+      : q(q_), pl(pl_), fix_point(std::move(f)), after(std::move(a)), stash(q_.nodes.size()),
+        keep_until(q_.nodes.size(), -1) {
     for (size_t i = 0; i < q.nodes.size(); ++i)
-      if (pl.dpu_act[i]) feeds_dpu_act[size_t(q.nodes[i].in[0])] = true;
+      if (pl.dpu_act[i] || (after && q.nodes[i].op == IrOp::Conv)) keep_until[size_t(q.nodes[i].in[0])] = int(i);
   }
   void operator()(int i, Tensor& out) {
-    if (pl.dpu_act[i]) {
-      // recompute in the DPU's form from the quantized input (the graph ran the float form)
-      dpu_hard_act(stash[size_t(q.nodes[i].in[0])], out, q.nodes[i].act == ops::Act::Hardswish);
-      bool last = true;
-      for (size_t j = size_t(i) + 1; j < q.nodes.size(); ++j)
-        if (pl.dpu_act[j] && q.nodes[j].in[0] == q.nodes[i].in[0]) last = false;
-      if (last) stash[size_t(q.nodes[i].in[0])] = Tensor();
-    }
+    const IrNode& n = q.nodes[size_t(i)];
+    // recompute in the DPU's form from the quantized input (the graph ran the float form)
+    if (pl.dpu_act[i]) dpu_hard_act(stash[size_t(n.in[0])], out, n.act == ops::Act::Hardswish);
     if (pl.has_fix[i]) {
       const int fp = fix_point(i, out);
       fake_quant_(out, fp, 8, kActRound);
     }
-    if (feeds_dpu_act[i]) stash[i] = out;
+    if (after && n.op == IrOp::Conv) after(i, stash[size_t(n.in[0])], out);
+    if (keep_until[i] >= 0) stash[i] = out;
+    for (int p : n.in)
+      if (keep_until[size_t(p)] == i) stash[size_t(p)] = Tensor();
   }
 };
 
 }  // namespace
 
+namespace {
+
+double mean_sq(const Tensor& t) {
+  Tensor c = t.contiguous();
+  const float* p = c.data<float>();
+  double s = 0;
+  for (int64_t i = 0; i < c.numel(); ++i) s += double(p[i]) * double(p[i]);
+  return c.numel() ? s / double(c.numel()) : 0.0;
+}
+
+}  // namespace
+
 std::vector<Tensor> Calibrator::add_batch(const Tensor& x) {
-  FixHook hook(qg_, plan_, [&](int i, const Tensor& out) {
+  auto fix = [&](int i, const Tensor& out) {
     int fp = 0;
     try {
       fp = std::min(kMaxFixPoint, diffs_fix_pos(out, 8, plan_.scope[i], kActRound));
@@ -319,7 +338,55 @@ std::vector<Tensor> Calibrator::add_batch(const Tensor& x) {
     }
     history_[i].push_back(fp);
     return modal_fix_pos(history_[i]);
-  });
+  };
+  // Mirrors deephi_Conv2d.fake_quantize_forward's param_corr branch and eval_qnoise.
+  auto correct = [&](int i, const Tensor& in, const Tensor& out) {
+    BiasCorr& b = bc_[size_t(i)];
+    if (b.stop) return;
+    const IrNode& n = qg_.nodes[size_t(i)];
+    ops::Conv2dParams cp;
+    cp.stride = n.stride, cp.pad = n.pad, cp.dilation = n.dilation, cp.groups = n.groups;
+    Tensor res_f = ops::conv2d(in, b.wf, b.bf, cp).contiguous();
+    Tensor o = out.contiguous();
+    const int64_t B = o.size(0), C = o.size(1), HW = o.size(2) * o.size(3);
+    std::vector<double> mean(size_t(C), 0.0);
+    double noise = 0;
+    const float *po = o.data<float>(), *pf = res_f.data<float>();
+    for (int64_t bi = 0; bi < B; ++bi)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t off = (bi * C + c) * HW;
+        double s = 0;
+        for (int64_t k = 0; k < HW; ++k) {
+          const double e = double(po[off + k] - pf[off + k]);
+          s += e, noise += e * e;
+        }
+        mean[size_t(c)] += s;
+      }
+    noise /= double(o.numel());
+    const double sig = mean_sq(res_f);
+    if (noise > 0 && sig > 0) {
+      const double eff = 1.25 * std::log10(sig / noise);
+      const double dev = std::abs(eff - b.efficency);
+      if (dev > 0) {
+        b.efficency = (b.efficency * 4 + eff) * 0.2;
+        b.deviation = (b.deviation * 4 + dev) * 0.2;
+        if (b.efficency > 4.0) b.rate *= 0.5;
+        if (b.efficency > 4.3 || (b.deviation / b.efficency) < 0.05 || std::abs(dev - b.deviation / dev) < 0.05)
+          b.stop = true;
+      } else {
+        b.stop = true;
+      }
+    } else {
+      b.stop = true;
+    }
+    if (b.stop) return;
+    // bias -= rate * error.mean([0, 2, 3]) (the in-calibration bias stays off the grid, as NNDCT's)
+    Tensor nb = n.bias.clone();
+    float* pb = nb.data<float>();
+    for (int64_t c = 0; c < C; ++c) pb[c] = pb[c] - float(b.rate) * float(mean[size_t(c)] / double(B * HW));
+    qg_.nodes[size_t(i)].bias = nb;
+  };
+  FixHook hook = opt_.bias_correction ? FixHook(qg_, plan_, fix, correct) : FixHook(qg_, plan_, fix);
   auto outs = qg_.run(x, std::ref(hook));
   ++batches_;
   images_ += x.size(0);
@@ -338,6 +405,12 @@ QuantConfig Calibrator::finish(int img_size) const {
     const IrNode& n = qg_.nodes[i];
     if (plan_.has_fix[i]) c.output[n.name] = modal_fix_pos(history_[i]);
     if (n.op == IrOp::Conv) c.param[n.name + ".weight"] = wfp_[i], c.param[n.name + ".bias"] = bfp_[i];
+    if (n.op == IrOp::Conv && opt_.bias_correction) {  // deephi_Conv2d.bias_corr: bias_bak - bias
+      std::vector<float> corr(size_t(n.bias.numel()));
+      Tensor bf = bc_[i].bf.contiguous(), bq = n.bias.contiguous();
+      for (size_t k = 0; k < corr.size(); ++k) corr[k] = bf.data<float>()[k] - bq.data<float>()[k];
+      c.bias_corr[n.name] = std::move(corr);
+    }
   }
   adjust_fix_points(qg_, plan_, c);
   return c;
@@ -356,6 +429,18 @@ FakeQuantGraph::FakeQuantGraph(const IrGraph& g, const QuantConfig& c, const Qua
     const IrNode& n = qg_.nodes[i];
     if (n.op == IrOp::Conv) wfp[i] = c.weight_fp(n.name), bfp[i] = c.bias_fp(n.name);
     if (plan_.has_fix[i]) fp_[i] = c.output_fp(n.name);
+    auto bc = c.bias_corr.find(n.name);
+    if (n.op == IrOp::Conv && bc != c.bias_corr.end()) {  // conv.py: bias -= bias_corr (mode 2)
+      Y7_CHECK(int64_t(bc->second.size()) == n.bias.numel(), "quant config: bias_corr of conv '", n.name, "' has ",
+               bc->second.size(), " values for ", n.bias.numel(), " channels");
+      Tensor b = n.bias.contiguous().clone();
+      for (int64_t k = 0; k < b.numel(); ++k) b.data<float>()[k] -= bc->second[size_t(k)];
+      qg_.nodes[i].bias = b;
+    }
+  }
+  for (auto& [name, v] : c.bias_corr) {
+    const int k = qg_.find(name);
+    Y7_CHECK(k >= 0 && qg_.nodes[size_t(k)].op == IrOp::Conv, "quant config: bias_corr for unknown conv '", name, "'");
   }
   quantize_params(qg_, wfp, bfp);
 }

@@ -20,6 +20,10 @@
 //    quantization/fix_pos_adjust.py): nearest Upsample output = its input's fix_point (unless it
 //    feeds a Concat), Hardsigmoid output >= 7, Hardswish/Hardsigmoid input >= 0, Hardswish output
 //    <= input + 7, and the DPU's shift_cut (0..16) / shift_bias limits of every Conv;
+//  - bias correction (NNDCT's default nndct_param_corr, pytorch_nndct/nn/modules/conv.py and
+//    quant_noise.py): per calibration batch each conv's quantized output is compared with the float
+//    conv of the same input, and rate x the per-channel mean error is taken off its bias until the
+//    signal-to-noise estimate settles; the total becomes QuantConfig::bias_corr;
 //  - the fake-quantized forward ('test' mode): weights/biases quantized in a copy of the graph,
 //    activations quantized by a run() hook, hard activations in the DPU form.
 #pragma once
@@ -36,6 +40,9 @@ namespace y7::quant {
 struct QuantOptions {
   bool convert_silu_to_hswish = false;      // --nndct_convert_silu_to_hswish
   bool convert_sigmoid_to_hsigmoid = false;  // --nndct_convert_sigmoid_to_hsigmoid
+  // NNDCT's bias correction during calibration (nndct_param_corr, default on; rate
+  // nndct_param_corr_rate 0.05): pytorch_nndct/nn/modules/conv.py + quant_noise.py eval_qnoise.
+  bool bias_correction = true;
 };
 
 // A stable hex identity of the graph's structure (node names, ops, inputs, parameter shapes,
@@ -87,6 +94,12 @@ class Calibrator {
   std::string identity_;
   std::vector<int> wfp_, bfp_;                 // per Conv node
   std::vector<std::vector<int>> history_;      // per node with a fix
+  struct BiasCorr {                            // per Conv node (conv.py deephi_Conv2d state)
+    bool stop = false;
+    double rate = 0.05, efficency = 0, deviation = 0;
+    Tensor wf, bf;                             // float weight/bias (weight_bak, bias_bak)
+  };
+  std::vector<BiasCorr> bc_;
   int64_t batches_ = 0, images_ = 0;
 };
 

@@ -252,11 +252,13 @@ TEST(QuantConfigJson, RoundTripAndErrors) {
   c.img_size = 640, c.calib_batches = 3, c.calib_images = 12;
   c.output = {{"images", 6}, {"model.0.act", 3}, {"model.77", -1}, {"we\"ird\\name", 12}};
   c.param = {{"model.0.conv.weight", 7}, {"model.0.conv.bias", 5}};
+  c.bias_corr = {{"model.0.conv", {0.1f, -3.3333333e-5f, 1e-30f, 0.0f}}, {"model.9.conv", {}}};
   const std::string js = config_to_json(c);
   QuantConfig d = config_from_json(js);
   EXPECT_EQ(d.graph_hash, c.graph_hash);
   EXPECT_EQ(d.output, c.output);
   EXPECT_EQ(d.param, c.param);
+  EXPECT_EQ(d.bias_corr, c.bias_corr);  // floats round-trip exactly
   EXPECT_TRUE(d.convert_silu_to_hswish);
   EXPECT_FALSE(d.convert_sigmoid_to_hsigmoid);
   EXPECT_EQ(d.img_size, 640);
@@ -527,6 +529,60 @@ TEST(Quantizer, CalibrationModalFixPointsAndParams) {
     ASSERT_EQ(q, std::round(q));
     ASSERT_LE(std::abs(q), 128.0);
   }
+}
+
+TEST(Quantizer, BiasCorrectionReducesTheMeanError) {
+  // one conv whose weights all quantize the same way: a systematic per-channel output error
+  IrGraph g;
+  g.nodes.push_back(node(IrOp::Input, "images", {}));
+  IrNode cv = node(IrOp::Conv, "cv", {0});
+  cv.weight = Tensor::full({4, 3, 3, 3}, 0.0f), cv.bias = Tensor::from_vector<float>({0.1f, -0.2f, 0.05f, 0.3f}, {4});
+  for (int64_t i = 0; i < cv.weight.numel(); ++i)
+    cv.weight.data<float>()[i] = (i % 2 ? 0.2017f : -0.1489f) * float(1 + i % 3);
+  cv.pad = 1;
+  g.nodes.push_back(cv);
+  g.outputs = {1};
+  Tensor x = Tensor::empty({2, 3, 8, 8});
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> U(0.f, 1.f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = U(rng);
+  quant::QuantOptions off;
+  off.bias_correction = false;
+  quant::Calibrator c0(g, off);
+  c0.add_batch(x);
+  EXPECT_TRUE(c0.finish(8).bias_corr.empty());
+  quant::Calibrator cal(g, {});
+  for (int k = 0; k < 12; ++k) cal.add_batch(x);
+  QuantConfig c = cal.finish(8);
+  ASSERT_EQ(c.bias_corr.count("cv"), 1u);
+  ASSERT_EQ(c.bias_corr.at("cv").size(), 4u);
+  Tensor ref = g.run(x)[0].contiguous();
+  auto mean_abs_channel_err = [&](const QuantConfig& cfg) {
+    Tensor y = quant::FakeQuantGraph(g, cfg, {}).run(x)[0].contiguous();
+    double tot = 0;
+    for (int ch = 0; ch < 4; ++ch) {
+      double m = 0;
+      for (int b = 0; b < 2; ++b)
+        for (int k = 0; k < 64; ++k) {
+          const int64_t o = (b * 4 + ch) * 64 + k;
+          m += double(y.data<float>()[o]) - double(ref.data<float>()[o]);
+        }
+      tot += std::abs(m / 128);
+    }
+    return tot;
+  };
+  QuantConfig nc = c;
+  nc.bias_corr.clear();
+  const double before = mean_abs_channel_err(nc), after = mean_abs_channel_err(c);
+  std::printf("[ bias correction ] sum over channels of |mean output error|: %.4g uncorrected, %.4g corrected\n", before,
+              after);
+  EXPECT_LT(after, 0.8 * before);
+  QuantConfig bad = c;
+  bad.bias_corr["cv"].pop_back();
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, {}), Error);
+  bad = c;
+  bad.bias_corr["nope"] = {1.f};
+  EXPECT_THROW(quant::FakeQuantGraph(g, bad, {}), Error);
 }
 
 TEST(Quantizer, ExportAdjustmentsMirrorFixPosChecker) {
