@@ -140,6 +140,20 @@ Tensor expand_to(const Tensor& t, const Shape& shape) {
   return r;
 }
 
+// a shape computed from file data: every dim >= 0 and at most 2^31 elements in all
+Shape checked_shape(const std::vector<int64_t>& v, const char* what) {
+  int64_t n = 1;
+  for (int64_t d : v) {
+    Y7_CHECK(d >= 0 && d < (int64_t(1) << 31), what, ": bad dimension ", d);
+    n = d == 0 ? 0 : n;
+    if (n) {
+      Y7_CHECK(n <= (int64_t(1) << 31) / std::max<int64_t>(d, 1), what, ": shape too large");
+      n *= d;
+    }
+  }
+  return Shape(v.begin(), v.end());
+}
+
 int64_t norm_axis(int64_t a, int64_t r, const char* what) {
   if (a < 0) a += r;
   Y7_CHECK(a >= 0 && a < r, what, ": axis out of range for rank ", r);
@@ -255,11 +269,7 @@ DType dtype_from_onnx(int t, const std::string& what) {
 // A TensorProto as a float32 (floating types) or int64 (integer types) tensor.
 Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& dir) {
   const std::string what = "tensor '" + tp.name() + "'";
-  Shape shape;
-  for (int64_t d : tp.dims()) {
-    Y7_CHECK(d >= 0 && d < (int64_t(1) << 32), what, ": bad dimension ", d);
-    shape.push_back(d);
-  }
+  Shape shape = checked_shape(std::vector<int64_t>(tp.dims().begin(), tp.dims().end()), what.c_str());
   int64_t n = shape_numel(shape);
   Y7_CHECK(n >= 0 && n < (int64_t(1) << 31), what, ": too many elements");
   DType dt = dtype_from_onnx(tp.data_type(), what);
@@ -301,6 +311,19 @@ Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& dir) {
   } else if (tp.has_raw_data()) {
     raw = tp.raw_data();
     have_raw = true;
+  }
+  if (!have_raw) {  // typed fields: check the count before allocating anything
+    int64_t cnt = 0;
+    switch (tp.data_type()) {
+      case onnx::TensorProto::FLOAT: cnt = tp.float_data_size(); break;
+      case onnx::TensorProto::DOUBLE: cnt = tp.double_data_size(); break;
+      case onnx::TensorProto::INT64: cnt = tp.int64_data_size(); break;
+      default: cnt = tp.int32_data_size();
+    }
+    Y7_CHECK(cnt == n, what, ": ", cnt, " values for ", n, " elements");
+  } else {
+    Y7_CHECK(int64_t(raw.size()) == n * int64_t(es), what, ": raw data has ", raw.size(), " bytes, expected ",
+             n * int64_t(es));
   }
   Tensor t = Tensor::empty(shape, dt);
   if (have_raw) {
@@ -753,10 +776,9 @@ std::vector<Tensor> run_tail_op(const TailOp& op, const std::vector<Tensor>& in,
     return {Tensor::from_vector(v, {int64_t(v.size())})};
   }
   if (t == "ConstantOfShape") {
-    auto s = ints_of(X(0));
-    for (int64_t d : s) Y7_CHECK(d >= 0 && d < (int64_t(1) << 31), "bad shape");
+    Shape s = checked_shape(ints_of(X(0)), "ConstantOfShape");
     Tensor v = op.get("value") && op.get("value")->has_t ? op.get("value")->t : Tensor::zeros({1});
-    Tensor r = Tensor::empty(Shape(s.begin(), s.end()), v.dtype());
+    Tensor r = Tensor::empty(s, v.dtype());
     Tensor one = v.contiguous();
     size_t es = dtype_size(one.dtype());
     for (int64_t i = 0; i < r.numel(); ++i)
@@ -845,8 +867,9 @@ std::vector<Tensor> run_tail_op(const TailOp& op, const std::vector<Tensor>& in,
     return {x.contiguous().view(s)};
   }
   if (t == "Expand") {
-    auto s = ints_of(X(1));
-    return {expand_to(X(0), Shape(s.begin(), s.end()))};
+    Shape s = checked_shape(ints_of(X(1)), "Expand");
+    Y7_CHECK(shape_numel(broadcast_shape(X(0).sizes(), s)) <= (int64_t(1) << 31), "Expand: result too large");
+    return {expand_to(X(0), s)};
   }
   if (t == "Concat") {
     std::vector<Tensor> xs;
