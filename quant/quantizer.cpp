@@ -190,6 +190,25 @@ void check_config_matches(const QuantConfig& c, const IrGraph& g, const QuantOpt
            pl.num_fix(), " (calibrated for another model?)");
 }
 
+int count_cle_pairs(const IrGraph& g) {
+  const int N = int(g.nodes.size());
+  std::vector<std::vector<int>> users(N);
+  std::vector<bool> is_out(N, false);
+  for (int i = 0; i < N; ++i)
+    for (int p : g.nodes[i].in) users[size_t(p)].push_back(i);
+  for (int o : g.outputs) is_out[size_t(o)] = true;
+  auto single = [&](int i) { return users[size_t(i)].size() == 1 && !is_out[size_t(i)]; };
+  int pairs = 0;
+  for (int i = 0; i < N; ++i) {
+    if (g.nodes[i].op != IrOp::Conv || !single(i)) continue;
+    int j = users[size_t(i)][0];
+    while (single(j) && ((g.nodes[j].op == IrOp::Act && g.nodes[j].act == ops::Act::ReLU) || g.nodes[j].op == IrOp::MaxPool))
+      j = users[size_t(j)][0];
+    if (g.nodes[j].op == IrOp::Conv) ++pairs;
+  }
+  return pairs;
+}
+
 // ---------------------------------------------------------------- fix-point adjustments
 
 // Mirrors QuantizeFixPosChecker.__call__'s forward pass with NNDCT's default options (concat/add/

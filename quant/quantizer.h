@@ -103,6 +103,13 @@ class Calibrator {
   int64_t batches_ = 0, images_ = 0;
 };
 
+// Conv pairs that NNDCT's cross-layer equalization (nndct_equalization, on by default;
+// nndct_shared/optimization/commander.py equalize_weights_cross_conv_layers) would rescale: a Conv
+// reaching another Conv through single-consumer ReLU / MaxPool nodes only. Not implemented here;
+// YOLOv7 graphs have none (every conv is followed by SiLU/LeakyReLU or is a head output), and
+// `yolo7 quant` warns when a graph has some.
+int count_cle_pairs(const graph::IrGraph& converted);
+
 // Applies NNDCT's export-time fix_point adjustments (QuantizeFixPosChecker) to `c` in place, in
 // graph order. Exposed for tests.
 void adjust_fix_points(const graph::IrGraph& converted, const Plan& plan, QuantConfig& c);

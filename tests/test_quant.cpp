@@ -388,6 +388,13 @@ TEST(Quantizer, PlanMirrorsNndctGroupsAndConcatSharing) {
   EXPECT_EQ(pl.scope[1], 5);
   EXPECT_TRUE(pl.dpu_act[2]);
   EXPECT_EQ(pl.num_fix(), 6);
+  EXPECT_EQ(quant::count_cle_pairs(q), 0);  // every conv is followed by a non-ReLU activation
+  IrGraph r = q;
+  r.nodes[4].act = ops::Act::ReLU;  // c2 -> ReLU -> MaxPool -> Concat: still no conv reached
+  EXPECT_EQ(quant::count_cle_pairs(r), 0);
+  r.nodes[6] = node(IrOp::Conv, "cat", {5});  // c2 -> ReLU -> MaxPool -> Conv, and that Conv -> c3
+  r.nodes[6].weight = randn({5, 2, 1, 1}, 0.3f, 7), r.nodes[6].bias = randn({5}, 0.1f, 8);
+  EXPECT_EQ(quant::count_cle_pairs(r), 2);
   // an extra consumer of c2 breaks its group with the LeakyReLU
   IrGraph g2 = g;
   IrNode add = node(IrOp::Add, "add", {3, 3});
@@ -652,6 +659,9 @@ TEST(QuantModel, FoldedBnGraphMatchesUnfoldedModel) {
     Tensor x = io::read_npy(dir + "/input.npy");
     Tensor ref = unfused->forward(x).pred;  // Conv + BatchNorm (+ implicit) as separate ops
     IrGraph g = graph::lower(*folded, x.sizes());  // BN folded into the convs
+    quant::QuantOptions o;
+    o.convert_silu_to_hswish = true;
+    EXPECT_EQ(quant::count_cle_pairs(quant::convert_for_dpu(g, o)), 0) << arch;  // NNDCT's CLE: a no-op here
     int convs = 0;
     for (const auto& n : g.nodes) convs += n.op == IrOp::Conv;
     EXPECT_GT(convs, 20);

@@ -93,6 +93,9 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
   quant::QuantConfig cfg;
   if (mode == "calib") {
     cal = std::make_unique<quant::Calibrator>(g, qo);
+    if (const int n = quant::count_cle_pairs(cal->graph()))
+      std::printf("WARNING: %d conv pairs would be rescaled by NNDCT's cross-layer equalization, which is not "
+                  "implemented; calibrating without it\n", n);
     o.max_batches = 1000;  // test_nndct.py: at most 1000 calibration batches
     o.forward = [&](const Tensor& x) { return cal->graph().decode(cal->add_batch(x)); };
   } else if (mode == "test") {
