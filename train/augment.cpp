@@ -436,13 +436,19 @@ void check_tile(const Tile& t, int c) {
 }
 }  // namespace
 
+// A mosaic partner: uniform over [0, n), or over the epoch's weighted sample.
+size_t draw_partner(size_t n, const std::vector<size_t>* pool, Rng& rng) {
+  if (pool && !pool->empty()) return (*pool)[size_t(rng.randint(0, int(pool->size()) - 1))];
+  return size_t(rng.randint(0, int(n) - 1));
+}
+
 void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
-                 Boxes& boxes) {
+                 Boxes& boxes, const std::vector<size_t>* pool) {
   Y7_CHECK(n > 0 && s > 0, "load_mosaic: empty dataset or size");
   const int border = -s / 2 - ((s % 2) ? 1 : 0);  // Python's -s // 2 (floor)
   const int yc = int(rng.uniform(-border, 2 * s + border)), xc = int(rng.uniform(-border, 2 * s + border));
   size_t idx[4] = {index, 0, 0, 0};
-  for (int k = 1; k < 4; ++k) idx[k] = size_t(rng.randint(0, int(n) - 1));
+  for (int k = 1; k < 4; ++k) idx[k] = draw_partner(n, pool, rng);
   io::Image img4;
   boxes.clear();
   for (int i = 0; i < 4; ++i) {
@@ -482,11 +488,11 @@ void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const Au
 }
 
 void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
-                  Boxes& boxes) {
+                  Boxes& boxes, const std::vector<size_t>* pool) {
   Y7_CHECK(n > 0 && s > 0, "load_mosaic9: empty dataset or size");
   const int border = -s / 2 - ((s % 2) ? 1 : 0);
   size_t idx[9] = {index};
-  for (int k = 1; k < 9; ++k) idx[k] = size_t(rng.randint(0, int(n) - 1));
+  for (int k = 1; k < 9; ++k) idx[k] = draw_partner(n, pool, rng);
   io::Image img9;
   boxes.clear();
   int h0 = 0, w0 = 0, hp = 0, wp = 0;

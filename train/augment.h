@@ -127,10 +127,12 @@ struct Tile {
 using TileLoader = std::function<Tile(size_t)>;
 // load_mosaic (4 tiles, 2s x 2s canvas, center in [s/2, 3s/2)) and load_mosaic9 (3s x 3s canvas, 2s
 // crop); both then copy_paste (no-op without segments) and random_perspective with the mosaic
-// border (-s/2), giving an s x s image and pixel xyxy boxes.
+// border (-s/2), giving an s x s image and pixel xyxy boxes. The other tiles are drawn uniformly
+// from [0, n), or from `pool` when given (upstream's random.choices(self.indices): the
+// --image-weights sample of the epoch).
 void load_mosaic(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
-                 Boxes& boxes);
+                 Boxes& boxes, const std::vector<size_t>* pool = nullptr);
 void load_mosaic9(const TileLoader& load, size_t index, size_t n, int s, const AugmentHyp& hyp, Rng& rng, io::Image& out,
-                  Boxes& boxes);
+                  Boxes& boxes, const std::vector<size_t>* pool = nullptr);
 
 }  // namespace y7::train

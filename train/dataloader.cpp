@@ -85,6 +85,8 @@ void DataLoader::start_epoch(int epoch) {
       std::swap(order_[i - 1], order_[j]);
     }
   }
+  if (!ds_.indices().empty())  // --image-weights: positions map through the epoch's weighted sample
+    for (size_t& o : order_) o = ds_.indices()[o];
   nb_ = int(num_batches());
   next_take_ = next_out_ = 0;
   ready_.clear();
@@ -95,7 +97,9 @@ void DataLoader::start_epoch(int epoch) {
 Batch DataLoader::build(int b) const {
   const size_t a = size_t(b) * opt_.batch_size, e = std::min(order_.size(), a + opt_.batch_size);
   std::vector<Item> items;
-  for (size_t i = a; i < e; ++i) items.push_back(ds_.get(order_[i], epoch_seed_));
+  // (with a weighted sample an image may come twice: its copies get their own draws)
+  for (size_t i = a; i < e; ++i)
+    items.push_back(ds_.get(order_[i], ds_.indices().empty() ? epoch_seed_ : Rng::mix(epoch_seed_, 0x1000000 + i)));
   Batch out = collate(items);
   out.index = b;
   return out;

@@ -416,6 +416,13 @@ Item Dataset::get(size_t index, uint64_t seed) const {
   return get_with(index, rng);
 }
 
+void Dataset::set_indices(std::vector<size_t> idx) {
+  Y7_CHECK(idx.empty() || idx.size() == files_.size(), "dataset indices: expected ", files_.size(), " entries, got ",
+           idx.size());
+  for (size_t i : idx) Y7_CHECK(i < files_.size(), "dataset indices: index ", i, " out of range");
+  indices_ = std::move(idx);
+}
+
 Item Dataset::get_with(size_t index, Rng& rng) const {
   Y7_CHECK(index < files_.size(), "dataset index ", index, " out of range (", files_.size(), " images)");
   const AugmentHyp& hyp = opt_.hyp;
@@ -427,10 +434,11 @@ Item Dataset::get_with(size_t index, Rng& rng) const {
   if (mosaic) {
     TileLoader tl = [this](size_t i) { return Tile{load_image(i), labels_[i]}; };
     const int s = opt_.img_size;
+    const std::vector<size_t>* pool = indices_.empty() ? nullptr : &indices_;
     if (rng.uniform() < 0.8)
-      load_mosaic(tl, index, size(), s, hyp, rng, img, labels);
+      load_mosaic(tl, index, size(), s, hyp, rng, img, labels, pool);
     else
-      load_mosaic9(tl, index, size(), s, hyp, rng, img, labels);
+      load_mosaic9(tl, index, size(), s, hyp, rng, img, labels, pool);
     if (rng.uniform() < hyp.mixup) {
       io::Image img2;
       Boxes labels2;

@@ -104,6 +104,12 @@ class Dataset {
   // The same with a caller-provided generator (tests replay upstream's draws through Rng::script).
   Item get_with(size_t index, Rng& rng) const;
 
+  // upstream's dataset.indices (--image-weights): the epoch's weighted sample of image indices
+  // (size() entries, repeats allowed). The loader reads item order[i] as indices[order[i]], and
+  // mosaic partners are drawn from it. Empty: every image once. Set between epochs only.
+  void set_indices(std::vector<size_t> idx);
+  const std::vector<size_t>& indices() const { return indices_; }
+
  private:
   void scan(const std::vector<std::string>& sources);
   DatasetOptions opt_;
@@ -115,6 +121,7 @@ class Dataset {
   LabelStats stats_;
   std::string cache_path_;
   bool cache_loaded_ = false;
+  std::vector<size_t> indices_;
 };
 
 // Image as float32 [3, H, W] / 255 (RGB) or uint8 [3, H, W].

@@ -26,6 +26,7 @@
 #include "train/trainer_loss.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
+#include "train/sampling.h"
 #include "train/schedule.h"
 #include "io/file_util.h"
 
@@ -91,7 +92,7 @@ void write_opt_yaml(const fs::path& p, const TrainOptions& o, const std::string&
     << "\nepochs: " << o.epochs << "\nbatch_size: " << o.batch_size << "\nimg_size:\n- " << o.img_size << "\n- "
     << o.img_size_test << "\nrect: " << b(o.rect) << "\nresume: " << b(o.resume) << "\nnosave: " << b(o.nosave)
     << "\nnotest: " << b(o.notest) << "\nnoautoanchor: " << b(o.noautoanchor) << "\nmulti_scale: " << b(o.multi_scale)
-    << "\nsingle_cls: " << b(o.single_cls) << "\nadam: " << b(o.adam) << "\nworkers: " << o.workers
+    << "\nsingle_cls: " << b(o.single_cls) << "\nimage_weights: " << b(o.image_weights) << "\nadam: " << b(o.adam) << "\nworkers: " << o.workers
     << "\nproject: " << o.project << "\nname: " << o.name << "\nexist_ok: " << b(o.exist_ok)
     << "\nlinear_lr: " << b(o.linear_lr) << "\nlabel_smoothing: " << o.label_smoothing << "\nsave_period: "
     << o.save_period << "\nfreeze:\n";
@@ -154,7 +155,7 @@ TrainOptions resume_options(const TrainOptions& in, ResumeState& rs) {
     for (auto [k, f] : std::initializer_list<std::pair<const char*, bool*>>{
              {"rect", &o.rect}, {"nosave", &o.nosave}, {"notest", &o.notest}, {"noautoanchor", &o.noautoanchor},
              {"multi_scale", &o.multi_scale}, {"single_cls", &o.single_cls}, {"adam", &o.adam},
-             {"linear_lr", &o.linear_lr}})
+             {"linear_lr", &o.linear_lr}, {"image_weights", &o.image_weights}})
       if (y[k]) *f = y[k].as<bool>();
     if (y["label_smoothing"]) o.label_smoothing = y["label_smoothing"].as<double>();
     if (y["workers"]) o.workers = y["workers"].as<int>();
@@ -328,8 +329,23 @@ TrainResult run_train(const TrainOptions& o_in) {
               "Starting training for %d epochs...\n",
               imgsz, imgsz_test, o.workers, save_dir.string().c_str(), o.epochs);
 
+  // --image-weights: model.class_weights (inverse label frequencies x nc) and the last per-class
+  // mAP@.5:.95 (zeros until the first test) steer each epoch's weighted draw of images
+  std::vector<double> class_weights, maps(size_t(nc), 0.0);
+  if (o.image_weights) {
+    class_weights = labels_to_class_weights(train.dataset->labels(), nc);
+    for (double& c : class_weights) c *= nc;
+  }
+  std::mt19937_64 iw_rng(o.seed ^ 0x696d616765ULL);
+
   for (int epoch = start_epoch; epoch < o.epochs; ++epoch) {
     std::array<double, 4> mloss{0, 0, 0, 0};
+    if (o.image_weights) {
+      std::vector<double> epoch_cw(class_weights.size());
+      for (size_t c = 0; c < epoch_cw.size(); ++c) epoch_cw[c] = class_weights[c] * (1 - maps[c]) * (1 - maps[c]) / nc;
+      const auto& labels = train.dataset->labels();
+      train.dataset->set_indices(weighted_choices(labels_to_image_weights(labels, nc, epoch_cw), labels.size(), iw_rng));
+    }
     std::printf("\n%10s%10s%10s%10s%10s%10s%10s%10s\n", "Epoch", "gpu_mem", "box", "obj", "cls", "total", "labels",
                 "img_size");
     train.loader->start_epoch(epoch);
@@ -398,6 +414,7 @@ TrainResult run_train(const TrainOptions& o_in) {
       };
       TestResults tr = run_test(*em, to);
       results = {tr.metrics.mp, tr.metrics.mr, tr.metrics.map50, tr.metrics.map, tr.loss[0], tr.loss[1], tr.loss[2]};
+      if (tr.metrics.maps.size() == size_t(nc)) maps = tr.metrics.maps;
     }
     {
       std::ofstream f(results_file, std::ios::app);
