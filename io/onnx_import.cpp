@@ -27,6 +27,8 @@ bool is_onnx_path(const std::string& p) {
   return e == ".onnx";
 }
 
+#ifdef Y7_HAVE_ONNX
+
 namespace {
 
 std::string one_line(std::string s) {
@@ -196,8 +198,6 @@ std::vector<int64_t> greedy_nms(const float* boxes4, const float* scores, int64_
 }
 
 }  // namespace
-
-#ifdef Y7_HAVE_ONNX
 
 namespace {
 
