@@ -696,6 +696,47 @@ TEST(QuantModel, FakeQuantStaysCloseToFloatOnFixture) {
   }
 }
 
+// The fake-quantized graph vs an independent PyTorch run of the upstream modules with the same
+// config (tools/dev/make_quant_fixture.py; tests/data/quant/<arch>: the config is yolo7's
+// calibration of the cropped input, the reference the head convs' fix-point integers).
+TEST(QuantModel, FakeQuantMatchesTorchReference) {
+  for (const char* arch : {"yolov7-tiny", "yolov7"}) {
+    const std::string ref_dir = std::string(Y7_TEST_DATA) + "/quant/" + arch;
+    const std::string dir = test::fixtures_dir() + "/" + arch;
+    auto m = graph::load_model(dir + "/model.pt");
+    Tensor x = io::read_npy(dir + "/input.npy").slice(0, 0, 1).slice(2, 0, 64).slice(3, 0, 64).contiguous();
+    IrGraph g = graph::lower(*m, x.sizes());
+    QuantConfig c = load_config(ref_dir + "/quant_info.json");
+    quant::QuantOptions o;
+    o.convert_silu_to_hswish = c.convert_silu_to_hswish;
+    quant::FakeQuantGraph fq(g, c, o);
+    auto outs = fq.run(x);
+    for (size_t l = 0; l < outs.size(); ++l) {
+      Tensor ref = io::read_npy(ref_dir + "/qraw" + std::to_string(l) + ".npy");
+      Tensor got = outs[l].contiguous();
+      ASSERT_EQ(shape_str(got.sizes()), shape_str(ref.sizes()));
+      const int fp = c.output_fp(g.nodes[size_t(g.outputs[l])].name);
+      int64_t same = 0, off1 = 0;
+      double worst = 0;
+      for (int64_t i = 0; i < got.numel(); ++i) {
+        const double q = double(got.data<float>()[i]) * std::ldexp(1.0, fp);
+        const double r = double(ref.data<int8_t>()[i]);
+        ASSERT_EQ(q, std::round(q));  // on the grid
+        same += q == r, off1 += std::abs(q - r) == 1;
+        worst = std::max(worst, std::abs(q - r));
+      }
+      std::printf("[ %s ] head %zu: %lld of %lld fix-point integers equal the torch reference, %lld off by one, max |diff| %g\n",
+                  arch, l, static_cast<long long>(same), static_cast<long long>(got.numel()), static_cast<long long>(off1),
+                  worst);
+      // bit-exact on these graphs (measured: every integer equal); the margin allows for float32
+      // conv sums of 8-bit x 8-bit products past 2^24 steps, where summation orders may round a
+      // tie apart by one step (the DPU sums in integers)
+      EXPECT_GE(double(same), 0.99 * double(got.numel()));
+      EXPECT_LE(worst, 1.0);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- yolo7 quant CLI
 
 TEST(QuantCli, FloatCalibTestAndErrors) {
