@@ -461,3 +461,42 @@ TEST(Dataset, AugmentedItemsMatchUpstreamForScriptedDraws) {
   check();
   EXPECT_EQ(cases, 3);
 }
+
+// --quad: upstream collate_fn4 on 8 random images (tools/dev/make_quad_fixture.py, draws 0.3 then
+// 0.7: group 0 upscaled 2x, group 1 tiled 2x2), pixel- and label-exact.
+TEST(Quad, Collate4MatchesUpstream) {
+  const std::string d = std::string(Y7_TEST_DATA) + "/dataset/";
+  Tensor in = io::read_npy(d + "quad_in_chw.npy"), lin = io::read_npy(d + "quad_in_labels.npy");
+  Tensor out = io::read_npy(d + "quad_out_chw.npy"), lout = io::read_npy(d + "quad_out_labels.npy");
+  const int64_t N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
+  std::vector<Item> items;
+  items.resize(size_t(N));
+  for (int64_t i = 0; i < N; ++i) {
+    Item& it = items[size_t(i)];
+    it.img.w = int(W), it.img.h = int(H), it.img.c = int(C), it.img.order = io::PixelOrder::RGB;
+    it.img.data.resize(size_t(C * H * W));
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x)
+          it.img.data[size_t((y * W + x) * C + c)] = in.data<uint8_t>()[((i * C + c) * H + y) * W + x];
+    for (int64_t r = 0; r < lin.size(0); ++r)
+      if (int64_t(lin.data<float>()[r * 6]) == i) {
+        std::array<float, 6> l;
+        for (int k = 0; k < 6; ++k) l[size_t(k)] = lin.data<float>()[r * 6 + k];
+        l[0] = 0;
+        it.labels.push_back(l);
+      }
+  }
+  Rng rng;
+  rng.script({0.3, 0.7});
+  Batch b = collate4(items, rng);
+  ASSERT_EQ(shape_str(b.imgs.sizes()), "[2,3,12,10]");
+  int64_t bad = 0;
+  for (int64_t i = 0; i < out.numel(); ++i)
+    bad += std::lround(b.imgs.data<float>()[i] * 255.0f) != out.data<uint8_t>()[i];
+  EXPECT_EQ(bad, 0);
+  ASSERT_EQ(shape_str(b.targets.sizes()), shape_str(lout.sizes()));
+  for (int64_t i = 0; i < lout.numel(); ++i) EXPECT_EQ(b.targets.data<float>()[i], lout.data<float>()[i]) << i;
+  std::vector<Item> three(3, items[0]);
+  EXPECT_THROW(collate4(three, rng), Error);
+}

@@ -129,7 +129,7 @@ TEST(Trainer, CliRunWritesUpstreamRunFolder) {
   auto m = graph::load_model((run / "weights/last.pt").string());
   EXPECT_EQ(m->nc(), 6);
   // a second run increments the folder name; a bad option fails with one line
-  auto r2 = test::run_cli("train" + common + " --epochs 1 --nosave --image-weights");
+  auto r2 = test::run_cli("train" + common + " --epochs 1 --nosave --image-weights --quad");
   ASSERT_EQ(r2.code, 0) << r2.out;
   EXPECT_TRUE(fs::exists(dir / "runs" / "exp2" / "results.txt"));
   auto bad = test::run_cli("train --cfg " + cfg + " --data " + data + " --hyp " + hyp + " --batch-size 0");

@@ -25,7 +25,6 @@ int run(const std::vector<std::string>& argv, bool aux) {
                      {"v5-metric", 0}, {"bucket", 1}, {"entity", 1}, {"upload_dataset", 0},
                      {"bbox_interval", 1}, {"artifact_alias", 1}, {"evolve", 0}, {"quad", 0}});
   Y7_CHECK(!a.has("evolve"), "--evolve is not supported");
-  Y7_CHECK(!a.has("quad"), "--quad is not supported");
   train::TrainOptions o;
   o.aux = aux;
   o.weights = a.str("weights", "");
@@ -44,7 +43,7 @@ int run(const std::vector<std::string>& argv, bool aux) {
   }
   o.rect = a.flag("rect"), o.resume = a.flag("resume"), o.nosave = a.flag("nosave"), o.notest = a.flag("notest");
   o.noautoanchor = a.flag("noautoanchor"), o.multi_scale = a.flag("multi-scale"), o.single_cls = a.flag("single-cls");
-  o.image_weights = a.flag("image-weights");
+  o.image_weights = a.flag("image-weights"), o.quad = a.flag("quad");
   o.adam = a.flag("adam"), o.linear_lr = a.flag("linear-lr"), o.exist_ok = a.flag("exist-ok");
   o.label_smoothing = a.num("label-smoothing", 0.0);
   Y7_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing must be in [0, 1)");

@@ -9,6 +9,80 @@
 
 namespace y7::train {
 
+namespace {
+
+// F.interpolate(scale_factor=2, mode='bilinear', align_corners=False) of an HWC uint8 image, then
+// .type(uint8) (truncation). With scale 2 the weights are 1/4 and 3/4, so every value is an exact
+// multiple of 1/16 in float and the result does not depend on the summation order.
+io::Image upscale2_bilinear(const io::Image& im) {
+  io::Image o;
+  o.w = im.w * 2, o.h = im.h * 2, o.c = im.c, o.order = im.order;
+  o.data.resize(size_t(o.w) * o.h * o.c);
+  auto src = [](int d, int n, int& i0, int& i1, float& l1) {
+    float s = std::max((float(d) + 0.5f) * 0.5f - 0.5f, 0.0f);
+    i0 = int(s);
+    i1 = i0 + (i0 < n - 1 ? 1 : 0);
+    l1 = s - float(i0);
+  };
+  for (int y = 0; y < o.h; ++y) {
+    int y0, y1;
+    float ly;
+    src(y, im.h, y0, y1, ly);
+    for (int x = 0; x < o.w; ++x) {
+      int x0, x1;
+      float lx;
+      src(x, im.w, x0, x1, lx);
+      for (int k = 0; k < im.c; ++k) {
+        auto at = [&](int yy, int xx) { return float(im.data[(size_t(yy) * im.w + xx) * im.c + k]); };
+        float v = (1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1));
+        o.data[(size_t(y) * o.w + x) * o.c + k] = uint8_t(v);
+      }
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+Batch collate4(std::vector<Item>& items, Rng& rng) {
+  const size_t n = items.size() / 4;
+  Y7_CHECK(n > 0, "collate4 (--quad): a batch needs at least 4 images, got ", items.size());
+  std::vector<Item> quads(n);
+  for (size_t g = 0; g < n; ++g) {
+    Item* it = &items[4 * g];
+    const int H = it[0].img.h, W = it[0].img.w, C = it[0].img.c;
+    Item& q = quads[g];
+    q.path = it[0].path;
+    q.has_shapes = it[0].has_shapes, q.h0 = it[0].h0, q.w0 = it[0].w0;
+    q.ratio_h = it[0].ratio_h, q.ratio_w = it[0].ratio_w, q.letterbox_ratio = it[0].letterbox_ratio;
+    q.pad_w = it[0].pad_w, q.pad_h = it[0].pad_h;
+    if (rng.uniform() < 0.5) {
+      q.img = upscale2_bilinear(it[0].img);
+      q.labels = it[0].labels;
+    } else {
+      for (int k = 1; k < 4; ++k)
+        Y7_CHECK(it[k].img.h == H && it[k].img.w == W && it[k].img.c == C, "collate4: image ", it[k].path,
+                 " has another size");
+      q.img.w = 2 * W, q.img.h = 2 * H, q.img.c = C, q.img.order = it[0].img.order;
+      q.img.data.resize(size_t(4) * W * H * C);
+      const int oy[4] = {0, H, 0, H}, ox[4] = {0, 0, W, W};  // [0 above 1 | 2 above 3]
+      for (int k = 0; k < 4; ++k) {
+        Y7_CHECK(it[k].img.order == q.img.order, "collate4: mixed pixel orders");
+        for (int y = 0; y < H; ++y)
+          std::memcpy(&q.img.data[(size_t(oy[k] + y) * 2 * W + ox[k]) * C], &it[k].img.data[size_t(y) * W * C],
+                      size_t(W) * C);
+        for (auto l : it[k].labels) {
+          l[2] = (l[2] + (ox[k] ? 1.f : 0.f)) * 0.5f;  // x, y shifted by one tile, then all four halved
+          l[3] = (l[3] + (oy[k] ? 1.f : 0.f)) * 0.5f;
+          l[4] *= 0.5f, l[5] *= 0.5f;
+          q.labels.push_back(l);
+        }
+      }
+    }
+  }
+  return collate(quads);
+}
+
 Batch collate(std::vector<Item>& items) {
   Y7_CHECK(!items.empty(), "collate: empty batch");
   const int H = items[0].img.h, W = items[0].img.w;
@@ -100,7 +174,13 @@ Batch DataLoader::build(int b) const {
   // (with a weighted sample an image may come twice: its copies get their own draws)
   for (size_t i = a; i < e; ++i)
     items.push_back(ds_.get(order_[i], ds_.indices().empty() ? epoch_seed_ : Rng::mix(epoch_seed_, 0x1000000 + i)));
-  Batch out = collate(items);
+  Batch out;
+  if (opt_.quad) {
+    Rng rng(Rng::mix(epoch_seed_, 0x71756164ull + uint64_t(b)));
+    out = collate4(items, rng);
+  } else {
+    out = collate(items);
+  }
   out.index = b;
   return out;
 }
@@ -160,7 +240,10 @@ bool DataLoader::next(Batch& out) {
 }
 
 LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect, bool single_cls) {
+                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect, bool single_cls,
+                             bool quad) {
+  Y7_CHECK(!quad || (batch_size >= 4 && batch_size % 4 == 0), "--quad needs a batch size that is a multiple of 4, got ",
+           batch_size);
   DatasetOptions o;
   o.img_size = img_size, o.batch_size = batch_size, o.stride = stride, o.hyp = hyp, o.augment = true;
   o.rect = rect, o.single_cls = single_cls, o.prefix = "train: ";
@@ -168,6 +251,8 @@ LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_si
   p.dataset = std::make_unique<Dataset>(sources, o);
   LoaderOptions lo;
   lo.batch_size = batch_size, lo.workers = workers, lo.shuffle = !rect, lo.seed = seed;
+  lo.quad = quad;
+  lo.drop_last = quad && p.dataset->size() % size_t(batch_size) < 4;  // a last batch of < 4 items has no quad
   p.loader = std::make_unique<DataLoader>(*p.dataset, lo);
   return p;
 }

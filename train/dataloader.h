@@ -26,6 +26,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int prefetch = 2;     // batches kept ready per worker
   bool drop_last = false;
+  bool quad = false;    // --quad: collate_fn4 (batch_size items -> batch_size/4 images of 2x size)
 };
 
 struct ItemInfo {  // upstream's per-image `shapes` entry plus the path
@@ -44,6 +45,11 @@ struct Batch {
 
 // Collates items (all images must have the same size).
 Batch collate(std::vector<Item>& items);
+// upstream collate_fn4 (--quad): every 4 items become one image of twice the size, either item 0
+// upscaled 2x (bilinear, align_corners=False, truncated back to uint8) with its labels, or (p=0.5
+// each, one rng.uniform() per group) the 2x2 tiling [0 above 1 | 2 above 3] with the labels moved
+// and halved. Items beyond a multiple of 4 are dropped; fewer than 4 is an error.
+Batch collate4(std::vector<Item>& items, Rng& rng);
 
 class DataLoader {
  public:
@@ -86,7 +92,8 @@ struct LoaderPair {
   std::unique_ptr<DataLoader> loader;
 };
 LoaderPair make_train_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
-                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect = false, bool single_cls = false);
+                             const AugmentHyp& hyp, int workers, uint64_t seed, bool rect = false, bool single_cls = false,
+                             bool quad = false);
 // rect=false: square img_size letterboxed batches (test_nndct.py's loader for a fixed-size graph).
 LoaderPair make_val_loader(const std::vector<std::string>& sources, int img_size, int batch_size, int stride,
                            int workers, bool single_cls = false, bool rect = true);

@@ -92,7 +92,7 @@ void write_opt_yaml(const fs::path& p, const TrainOptions& o, const std::string&
     << "\nepochs: " << o.epochs << "\nbatch_size: " << o.batch_size << "\nimg_size:\n- " << o.img_size << "\n- "
     << o.img_size_test << "\nrect: " << b(o.rect) << "\nresume: " << b(o.resume) << "\nnosave: " << b(o.nosave)
     << "\nnotest: " << b(o.notest) << "\nnoautoanchor: " << b(o.noautoanchor) << "\nmulti_scale: " << b(o.multi_scale)
-    << "\nsingle_cls: " << b(o.single_cls) << "\nimage_weights: " << b(o.image_weights) << "\nadam: " << b(o.adam) << "\nworkers: " << o.workers
+    << "\nsingle_cls: " << b(o.single_cls) << "\nimage_weights: " << b(o.image_weights) << "\nquad: " << b(o.quad) << "\nadam: " << b(o.adam) << "\nworkers: " << o.workers
     << "\nproject: " << o.project << "\nname: " << o.name << "\nexist_ok: " << b(o.exist_ok)
     << "\nlinear_lr: " << b(o.linear_lr) << "\nlabel_smoothing: " << o.label_smoothing << "\nsave_period: "
     << o.save_period << "\nfreeze:\n";
@@ -155,7 +155,7 @@ TrainOptions resume_options(const TrainOptions& in, ResumeState& rs) {
     for (auto [k, f] : std::initializer_list<std::pair<const char*, bool*>>{
              {"rect", &o.rect}, {"nosave", &o.nosave}, {"notest", &o.notest}, {"noautoanchor", &o.noautoanchor},
              {"multi_scale", &o.multi_scale}, {"single_cls", &o.single_cls}, {"adam", &o.adam},
-             {"linear_lr", &o.linear_lr}, {"image_weights", &o.image_weights}})
+             {"linear_lr", &o.linear_lr}, {"image_weights", &o.image_weights}, {"quad", &o.quad}})
       if (y[k]) *f = y[k].as<bool>();
     if (y["label_smoothing"]) o.label_smoothing = y["label_smoothing"].as<double>();
     if (y["workers"]) o.workers = y["workers"].as<int>();
@@ -283,7 +283,7 @@ TrainResult run_train(const TrainOptions& o_in) {
 
   // Loaders
   LoaderPair train = make_train_loader(data.train, imgsz, o.batch_size, gs, data_hyp, o.workers, o.seed, o.rect,
-                                       o.single_cls);
+                                       o.single_cls, o.quad);
   int mlc = -1;
   for (auto& l : train.dataset->labels())
     for (auto& r : l) mlc = std::max(mlc, int(r[0]));

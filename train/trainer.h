@@ -16,7 +16,8 @@ struct TrainOptions {
   int img_size = 640, img_size_test = 640;
   bool rect = false, resume = false, nosave = false, notest = false, noautoanchor = false;
   bool multi_scale = false, single_cls = false, adam = false, linear_lr = false, exist_ok = false;
-  bool image_weights = false;  // --image-weights: images drawn by class rarity and last per-class mAP
+  bool image_weights = false;
+  bool quad = false;  // --quad: collate_fn4 batches (4 images -> one of twice the size)  // --image-weights: images drawn by class rarity and last per-class mAP
   double label_smoothing = 0.0;
   std::vector<int> freeze{0};
   int workers = 8;
