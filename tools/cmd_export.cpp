@@ -59,9 +59,8 @@ int run_export(const std::vector<std::string>& argv) {
 
   std::string f = a.str("out");
   if (f.empty()) {
-    f = w;
-    size_t p = f.find(".pt");  // upstream: opt.weights.replace('.pt', '.onnx')
-    f = p == std::string::npos ? f + ".onnx" : f.replace(p, 3, ".onnx");
+    // upstream: opt.weights.replace('.pt', '.onnx'), i.e. W.onnx beside W.pt (only the suffix here)
+    f = w.size() > 3 && w.ends_with(".pt") ? w.substr(0, w.size() - 3) + ".onnx" : w + ".onnx";
   }
   std::ofstream os(f, std::ios::binary);
   Y7_CHECK(os.good(), "export: cannot write ", f);
