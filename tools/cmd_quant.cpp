@@ -14,13 +14,10 @@
 #include "io/file_util.h"
 #include "quant/config.h"
 #include "quant/quantizer.h"
+#include "quant/xmodel.h"
 #include "tools/cli.h"
 #include "train/evaluate.h"
 
-#if __has_include("quant/xmodel.h")
-#include "quant/xmodel.h"
-#define Y7_HAVE_XMODEL_WRITER 1
-#endif
 
 namespace fs = std::filesystem;
 
@@ -46,6 +43,7 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
            mode, "'");
   const bool dump = a.flag("dump_model");
   Y7_CHECK(!dump || mode == "test", "quant: --dump_model needs --quant_mode test");
+  Y7_CHECK(!dump || quant::xmodel_supported(), "quant: --dump_model needs a build with XIR (libxir)");
   Y7_CHECK(!a.flag("nndct_qat"),
            "quant: --nndct_qat is not supported yet (it evaluates train_qat checkpoints, which are not implemented)");
   quant::QuantOptions qo;
@@ -106,10 +104,6 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
   } else {
     o.forward = [&](const Tensor& x) { return g.decode(g.run(x)); };
   }
-#ifndef Y7_HAVE_XMODEL_WRITER
-  // TODO(xmodel): quant::dump_xmodel (quant/xmodel.h) is written separately
-  Y7_CHECK(!dump, "quant: --dump_model is not available yet (the .xmodel writer quant::dump_xmodel is not built in)");
-#endif
 
   fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/test")) / a.str("name", "exp")).string(),
                                                   a.flag("exist-ok")));
@@ -126,7 +120,6 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
                 static_cast<long long>(cfg.output.size()), static_cast<long long>(cfg.param.size()),
                 static_cast<long long>(cfg.calib_images), static_cast<long long>(cfg.calib_batches));
   }
-#ifdef Y7_HAVE_XMODEL_WRITER
   if (dump) {
     const std::string xpath = (out_dir / "Model_int.xmodel").string();
     fs::create_directories(out_dir);
@@ -135,7 +128,6 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
                 xpath.c_str());
     return 0;
   }
-#endif
   std::string json = train::results_json(r.metrics, r.names, o.v5_metric);
   const std::string rpath = (save_dir / "results.json").string();
   io::write_file_atomic(rpath, json.data(), json.size());
