@@ -5,12 +5,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/thread_pool.h"
 #include "graph/model.h"
+#include "graph/ir.h"
 #include "graph/modules.h"
+#include "quant/config.h"
+#include "quant/int8_runner.h"
+#include "quant/quantizer.h"
 #include "tools/cli.h"
 #include "train/optimizer.h"
 #include "train/trainer_loss.h"
@@ -20,12 +25,16 @@ namespace {
 
 int run_bench(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", 1}, {"cfg", 1}, {"img-size", -1}, {"batch-size", 1}, {"threads", 1},
-                     {"iters", 1}, {"warmup", 1}, {"no-fuse", 0}, {"device", 1}, {"train", 0}, {"hyp", 1}});
+                     {"iters", 1}, {"warmup", 1}, {"no-fuse", 0}, {"device", 1}, {"train", 0}, {"hyp", 1},
+                     {"quant", 1}, {"int8", 0}});
   Y7_CHECK(a.has("weights") || a.has("cfg"), "bench: give --weights W.pt (or --cfg model.yaml for random weights)");
   Y7_CHECK(parse_device(a.str("device", "cpu")).is_cpu(), "bench: only --device cpu is available in this build");
   if (a.has("threads")) set_num_threads(a.integer("threads", 0));
   auto model = a.has("weights") ? graph::load_model(a.str("weights")) : graph::Model::from_yaml_file(a.str("cfg"));
   const bool train = a.flag("train");
+  const bool quantized = a.has("quant"), int8 = a.flag("int8");
+  Y7_CHECK(!int8 || quantized, "bench: --int8 needs --quant quantize_result/quant_info.json");
+  Y7_CHECK(!quantized || (!train && !a.flag("no-fuse")), "bench: --quant times fused inference only");
   if (!a.flag("no-fuse") && !train) model->fuse();
   std::vector<int> sz = a.ints("img-size");
   int h = sz.empty() ? 640 : sz[0], w = sz.size() > 1 ? sz[1] : h;
@@ -74,6 +83,25 @@ int run_bench(const std::vector<std::string>& argv) {
       step();
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
+  } else if (quantized) {
+    // the quantized model: yolo7 quant's config on the fused graph, fake-quantized or in integers
+    const quant::QuantConfig cfg = quant::load_config(a.str("quant"));
+    quant::QuantOptions qo;
+    qo.convert_silu_to_hswish = cfg.convert_silu_to_hswish;
+    qo.convert_sigmoid_to_hsigmoid = cfg.convert_sigmoid_to_hsigmoid;
+    NoGradGuard ng;
+    graph::IrGraph g = graph::lower(*model, x.sizes());
+    std::unique_ptr<quant::Int8Graph> ig;
+    std::unique_ptr<quant::FakeQuantGraph> fq;
+    if (int8) ig = std::make_unique<quant::Int8Graph>(g, cfg, qo);
+    else fq = std::make_unique<quant::FakeQuantGraph>(g, cfg, qo);
+    auto run = [&] { return int8 ? ig->forward(x) : fq->forward(x); };
+    for (int i = 0; i < warm; ++i) run();
+    for (int i = 0; i < iters; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      run();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
   } else {
     NoGradGuard ng;
     for (int i = 0; i < warm; ++i) model->forward(x);
@@ -87,7 +115,7 @@ int run_bench(const std::vector<std::string>& argv) {
   double med = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   std::printf("%s %dx%d batch %d, %d threads, %s: median %.2f ms, min %.2f ms (%d iters), %.1f img/s\n",
               a.has("weights") ? a.str("weights").c_str() : a.str("cfg").c_str(), h, w, bs, num_threads(),
-              train ? "train step" : a.flag("no-fuse") ? "unfused" : "fused", med, ms.front(), iters, 1000.0 * bs / med);
+              train ? "train step" : int8 ? "int8 (quantized)" : quantized ? "fake-quantized" : a.flag("no-fuse") ? "unfused" : "fused", med, ms.front(), iters, 1000.0 * bs / med);
   return 0;
 }
 

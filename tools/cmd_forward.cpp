@@ -4,10 +4,14 @@
 
 #include "core/autograd.h"
 #include "core/thread_pool.h"
+#include "graph/ir.h"
 #include "graph/model.h"
 #include "io/npy.h"
 #include "io/onnx_import.h"
 #include "kernels/nms.h"
+#include "quant/config.h"
+#include "quant/int8_runner.h"
+#include "quant/quantizer.h"
 #include "tools/cli.h"
 
 namespace y7 {
@@ -18,7 +22,8 @@ using graph::Model;
 int run_forward(const std::vector<std::string>& argv) {
   cli::Args a(argv, {{"weights", 1}, {"input", 1}, {"out", 1}, {"fuse", 0}, {"nms", 0}, {"conf-thres", 1},
                      {"iou-thres", 1}, {"classes", -1}, {"agnostic-nms", 0}, {"multi-label", 0},
-                     {"max-det", 1}, {"raw-out", 1}, {"threads", 1}, {"device", 1}});
+                     {"max-det", 1}, {"raw-out", 1}, {"threads", 1}, {"device", 1},
+                     {"quant", 1}, {"int8", 0}});
   Y7_CHECK(a.has("weights"), "forward: --weights is required");
   Y7_CHECK(a.has("input"), "forward: --input is required");
   Y7_CHECK(a.has("out"), "forward: --out is required");
@@ -29,8 +34,25 @@ int run_forward(const std::vector<std::string>& argv) {
   Y7_CHECK(x.dim() == 4 && x.size(1) == 3, "forward: input must be [B,3,H,W], got ", shape_str(x.sizes()));
   x = x.to(DType::F32);
 
+  Y7_CHECK(!a.flag("int8") || a.has("quant"), "forward: --int8 needs --quant quantize_result/quant_info.json");
   Model::Output out;
-  if (io::is_onnx_path(a.str("weights"))) {  // an ONNX file on our runtime (io/onnx_import.h)
+  if (a.has("quant")) {  // the quantized model (yolo7 quant's config): fake-quantized floats, or --int8 integers
+    Y7_CHECK(!io::is_onnx_path(a.str("weights")), "forward: --quant needs .pt weights");
+    Y7_CHECK(!a.has("raw-out"), "forward: --raw-out is not available with --quant");
+    const quant::QuantConfig cfg = quant::load_config(a.str("quant"));
+    quant::QuantOptions qo;
+    qo.convert_silu_to_hswish = cfg.convert_silu_to_hswish;
+    qo.convert_sigmoid_to_hsigmoid = cfg.convert_sigmoid_to_hsigmoid;
+    auto model = graph::load_model(a.str("weights"));
+    int smax = 0;
+    for (float s : model->stride()) smax = std::max(smax, int(s));
+    Y7_CHECK(smax > 0 && x.size(2) % smax == 0 && x.size(3) % smax == 0, "forward: input size ", x.size(2), "x",
+             x.size(3), " must be a multiple of the model's max stride ", smax);
+    model->fuse();
+    NoGradGuard ng;
+    graph::IrGraph g = graph::lower(*model, x.sizes());
+    out.pred = a.flag("int8") ? quant::Int8Graph(g, cfg, qo).forward(x) : quant::FakeQuantGraph(g, cfg, qo).forward(x);
+  } else if (io::is_onnx_path(a.str("weights"))) {  // an ONNX file on our runtime (io/onnx_import.h)
     io::OnnxModel om = io::load_onnx(a.str("weights"));
     if (!om.can_predict()) {  // e.g. upstream's raw head maps without anchors: write the outputs as they are
       Y7_CHECK(!a.flag("nms"), "forward: --nms needs detections; this ONNX file's outputs are not decoded");
