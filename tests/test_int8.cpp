@@ -17,6 +17,7 @@
 #include "quant/config.h"
 #include "quant/int8_runner.h"
 #include "quant/quantizer.h"
+#include "train/shapes.h"
 
 using namespace y7;
 using namespace y7::quant;
@@ -244,6 +245,45 @@ TEST(Int8, BadInputsGiveOneLineErrors) {
   bad = f.cfg;
   bad.param.erase(bad.param.begin());
   EXPECT_TRUE(one_line([&] { Int8Graph(f.g, bad, f.opt); }));
+}
+
+// yolo7 quant calib -> forward --quant [--int8] (bit-equal outputs) and bench --quant --int8
+TEST(Int8Cli, ForwardAndBenchWithQuantConfig) {
+  const std::string d = test::scratch("int8_cli");
+  train::ShapesOptions so;
+  so.n_train = 1, so.n_val = 4, so.size = 64, so.seed = 3;
+  const std::string yaml = train::write_shapes_dataset(d + "/data", so);
+  const std::string tiny = test::fixtures() + "/yolov7-tiny/model.pt";
+  auto r = test::run_cli("quant --weights " + tiny + " --data " + yaml + " --img-size 64 --batch-size 4 --project " + d +
+                         "/runs --output_dir " + d + "/qr --workers 0 --quant_mode calib");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string cfg = d + "/qr/quant_info.json", in = test::fixtures() + "/yolov7-tiny/input.npy";
+  r = test::run_cli("forward --weights " + tiny + " --input " + in + " --out " + d + "/fq.npy --quant " + cfg);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_cli("forward --weights " + tiny + " --input " + in + " --out " + d + "/i8.npy --quant " + cfg + " --int8");
+  ASSERT_EQ(r.code, 0) << r.out;
+  Tensor a = io::read_npy(d + "/fq.npy"), b = io::read_npy(d + "/i8.npy");
+  ASSERT_EQ(a.sizes(), b.sizes());
+  EXPECT_EQ(bit_mismatches(b, a), 0);
+  // the same as the library's fake-quantized forward of that config
+  auto m = graph::load_model(tiny);
+  Tensor x = io::read_npy(in);
+  IrGraph g = graph::lower(*m, x.sizes());
+  EXPECT_EQ(bit_mismatches(a, FakeQuantGraph(g, load_config(cfg), {}).forward(x)), 0);
+  r = test::run_cli("bench --weights " + tiny + " --img-size 64 --iters 2 --warmup 1 --quant " + cfg + " --int8");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("int8"), std::string::npos) << r.out;
+  auto one_line_error = [](const test::CliResult& c) {
+    const auto p = c.out.find("yolo7: error: ");
+    return c.code == 1 && p != std::string::npos && c.out.find('\n', p) == c.out.size() - 1;
+  };
+  EXPECT_TRUE(one_line_error(test::run_cli("forward --weights " + tiny + " --input " + in + " --out " + d + "/z.npy --int8")));
+  EXPECT_TRUE(one_line_error(test::run_cli("forward --weights " + tiny + " --input " + in + " --out " + d +
+                                           "/z.npy --quant " + d + "/missing.json --int8")));
+  EXPECT_TRUE(one_line_error(test::run_cli("forward --weights " + test::fixtures() + "/yolov7/model.pt --input " + in +
+                                           " --out " + d + "/z.npy --quant " + cfg + " --int8")));  // another model
+  EXPECT_TRUE(one_line_error(test::run_cli("bench --weights " + tiny + " --img-size 64 --iters 1 --int8")));
+  EXPECT_TRUE(one_line_error(test::run_cli("bench --weights " + tiny + " --img-size 64 --iters 1 --train --quant " + cfg)));
 }
 
 }  // namespace
