@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -87,6 +89,7 @@ struct ConvPrep {
   int shift = 0;              // F - out_fp
   ops::Act act = ops::Act::None;  // fused LeakyReLU / ReLU
   bool fast32 = false;        // all intermediate values fit int32 (vectorized path)
+  int32_t neg_clamp = 0;      // fast32 LeakyReLU: t >= -neg_clamp (smaller t saturate at -128 all the same)
 };
 
 struct NodePrep {
@@ -135,41 +138,43 @@ Act8 make_act(int64_t B, int64_t H, int64_t W, int64_t C) {
   return a;
 }
 
+// int8 stores may alias anything (char type): every loop bound and parameter is a local copy and
+// the pointers are __restrict so that the loops vectorize.
+template <int kAct>  // 0 none, 1 LeakyReLU, 2 ReLU
+void requant_rows32(const int32_t* __restrict acc, int8_t* __restrict out, const int32_t* __restrict bias, int64_t n_pix,
+                    const int O, const int s, const int32_t nc) {
+  const int32_t r1 = int32_t(1) << (s - 1), r2 = int32_t(1) << (s + 7);
+  for (int64_t p = 0; p < n_pix; ++p) {
+    const int32_t* __restrict a = acc + p * O;
+    int8_t* __restrict o = out + p * O;
+    for (int c = 0; c < O; ++c) {
+      const int32_t t = a[c] + bias[c];
+      int32_t v;
+      if constexpr (kAct == 1) {
+        const int32_t tn = t < nc ? nc : (t > 0 ? 0 : t);  // the negative branch only (no overflow)
+        const int32_t pos = (t + r1) >> s, neg = (tn * 26 + r2) >> (s + 8);
+        v = t < 0 ? neg : pos;
+      } else if constexpr (kAct == 2) {
+        v = ((t < 0 ? 0 : t) + r1) >> s;
+      } else {
+        v = (t + r1) >> s;
+      }
+      v = v < -128 ? -128 : (v > 127 ? 127 : v);
+      o[c] = int8_t(v);
+    }
+  }
+}
+
 void requant_conv(const ConvPrep& cp, const int32_t* acc, int8_t* out, int64_t pixels) {
   const int O = cp.O;
+  std::vector<int32_t> b32(cp.bias.begin(), cp.bias.end());
   parallel_for(pixels, std::max<int64_t>(1, 8192 / std::max(1, O)), [&](int64_t p0, int64_t p1) {
     if (cp.fast32) {
-      std::vector<int32_t> b32(cp.bias.begin(), cp.bias.end());
-      const int s = cp.shift;
-      const int32_t r1 = int32_t(1) << (s - 1), r2 = int32_t(1) << (s + 7);
-      for (int64_t p = p0; p < p1; ++p) {
-        const int32_t* a = acc + p * O;
-        int8_t* o = out + p * O;
-        if (cp.act == ops::Act::LeakyReLU) {
-          for (int c = 0; c < O; ++c) {
-            const int32_t t = a[c] + b32[size_t(c)];
-            const int32_t pos = (t + r1) >> s, neg = (t * 26 + r2) >> (s + 8);
-            int32_t v = t < 0 ? neg : pos;
-            v = v < -128 ? -128 : (v > 127 ? 127 : v);
-            o[c] = int8_t(v);
-          }
-        } else if (cp.act == ops::Act::ReLU) {
-          for (int c = 0; c < O; ++c) {
-            int32_t t = a[c] + b32[size_t(c)];
-            t = t < 0 ? 0 : t;
-            int32_t v = (t + r1) >> s;
-            v = v > 127 ? 127 : v;
-            o[c] = int8_t(v);
-          }
-        } else {
-          for (int c = 0; c < O; ++c) {
-            const int32_t t = a[c] + b32[size_t(c)];
-            int32_t v = (t + r1) >> s;
-            v = v < -128 ? -128 : (v > 127 ? 127 : v);
-            o[c] = int8_t(v);
-          }
-        }
-      }
+      const int32_t* a = acc + p0 * O;
+      int8_t* o = out + p0 * O;
+      if (cp.act == ops::Act::LeakyReLU) requant_rows32<1>(a, o, b32.data(), p1 - p0, O, cp.shift, -cp.neg_clamp);
+      else if (cp.act == ops::Act::ReLU) requant_rows32<2>(a, o, b32.data(), p1 - p0, O, cp.shift, 0);
+      else requant_rows32<0>(a, o, b32.data(), p1 - p0, O, cp.shift, 0);
       return;
     }
     for (int64_t p = p0; p < p1; ++p)
@@ -290,12 +295,14 @@ Int8Graph::Int8Graph(const IrGraph& g, const QuantConfig& c, const QuantOptions&
         if (np.fused_away) cp.act = q.nodes[size_t(np.act_of)].act;
         if (cp.act == ops::Act::LeakyReLU)
           Y7_CHECK(q.nodes[size_t(np.act_of)].alpha == 0.1015625f, "int8: conv '", n.name, "' LeakyReLU slope is not 26/256");
+        // int32 path: |acc| <= K * 2^14 and |bias| <= 2^23 keep acc + bias in int32; a LeakyReLU input
+        // is clamped at -neg_clamp first (below it the output saturates at -128 anyway) so that
+        // t * 26 stays in int32 too
         const int64_t K = int64_t(w.size(1)) * cp.kh * cp.kw;
         const int64_t tmax = K * 128 * 128 + bmax;
-        const int64_t lim = int64_t(1) << 30;
-        cp.fast32 = cp.acc_shift == 0 && cp.shift >= 1 && cp.shift <= 22 &&
-                    (cp.act == ops::Act::LeakyReLU ? tmax * 26 + (int64_t(1) << (cp.shift + 7)) < lim
-                                                   : tmax + (int64_t(1) << (cp.shift - 1)) < lim);
+        cp.fast32 = cp.acc_shift == 0 && cp.shift >= 1 && tmax + (int64_t(1) << (cp.shift - 1)) < (int64_t(1) << 31) &&
+                    (cp.act != ops::Act::LeakyReLU || cp.shift <= 15);
+        cp.neg_clamp = cp.act == ops::Act::LeakyReLU && cp.fast32 ? int32_t(((int64_t(129) << (cp.shift + 8)) / 26) + 1) : 0;
         break;
       }
       case IrOp::Act:
@@ -339,10 +346,14 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
   for (int o : q.outputs) last_use[size_t(o)] = N;
   std::vector<int32_t> accbuf;
 
+  static const bool prof = std::getenv("Y7_INT8_PROFILE") != nullptr;
+  double tk[9] = {0}, tconv = 0, treq = 0;
   for (int i = 0; i < N; ++i) {
     const IrNode& n = q.nodes[size_t(i)];
     const NodePrep& np = m.prep[size_t(i)];
     if (n.op == IrOp::Act && !n.in.empty() && m.prep[size_t(n.in[0])].act_of == i) continue;  // done
+    auto t0 = std::chrono::steady_clock::now();
+    struct Tm { double& acc; std::chrono::steady_clock::time_point t0; ~Tm() { acc += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); } } tm{tk[int(n.op)], t0};
     const Shape& os = shapes[size_t(i)];
     const int store = np.fused_away ? np.act_of : i;
     const int64_t B = os[0], OC = os[1], OH = os[2], OW = os[3];
@@ -353,17 +364,22 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         const float amp = std::ldexp(1.0f, np.fp);
         const float* xp = x.data<float>();
         int8_t* out = a.p();
-        bool finite = true;
-        for (int64_t b = 0; b < B; ++b)
+        std::atomic<bool> finite{true};
+        const int64_t HW = OH * OW;
+        parallel_for(B * HW, 4096, [&](int64_t p0, int64_t p1) {
+          bool ok = true;
           for (int64_t c = 0; c < OC; ++c)
-            for (int64_t k = 0; k < OH * OW; ++k) {
-              const float f = xp[(b * OC + c) * OH * OW + k];
-              finite &= std::isfinite(f);
+            for (int64_t e = p0; e < p1; ++e) {
+              const int64_t b = e / HW, k = e % HW;
+              const float f = xp[(b * OC + c) * HW + k];
+              ok &= std::isfinite(f);
               const float t = f * amp, fl = std::floor(t);
               float r = fl + ((t - fl) >= 0.5f ? 1.0f : 0.0f);
               r = r > 127.f ? 127.f : (r < -128.f ? -128.f : r);
-              out[(b * OH * OW + k) * OC + c] = int8_t(r);
+              out[e * OC + c] = int8_t(r);
             }
+          if (!ok) finite = false;
+        });
         Y7_CHECK(finite, "int8: the input has non-finite values");
         v[size_t(i)] = std::move(a);
         break;
@@ -419,7 +435,10 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         conv_ref(cp, n, x, accbuf.data(), OH, OW);
 #endif
         Act8 a = make_act(B, OH, OW, OC);
+        auto tq = std::chrono::steady_clock::now();
+        tconv += std::chrono::duration<double, std::milli>(tq - t0).count();
         requant_conv(cp, accbuf.data(), a.p(), pixels);
+        treq += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tq).count();
         v[size_t(store)] = std::move(a);
         break;
       }
@@ -441,26 +460,31 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         Act8 a = make_act(B, OH, OW, OC);
         const Lut& l = np.lut;
         const bool ident = np.lut_identity;
-        parallel_for(B * OH, 1, [&](int64_t r0, int64_t r1) {
-          std::vector<int8_t> mx(static_cast<size_t>(OC));
+        const int k = n.k, st = n.s, pd = n.p;
+        const int64_t IH = x.H, IW = x.W, C = OC;
+        const int8_t* xbase = x.p();
+        int8_t* obase = a.p();
+        parallel_for(B * OH, 1, [&, k, st, pd, IH, IW, C, ident, xbase, obase](int64_t r0, int64_t r1) {
+          std::vector<int8_t> mx(static_cast<size_t>(C));
+          int8_t* __restrict m8 = mx.data();
           for (int64_t r = r0; r < r1; ++r) {
             const int64_t b = r / OH, oy = r % OH;
             for (int64_t ox = 0; ox < OW; ++ox) {
-              std::fill(mx.begin(), mx.end(), int8_t(-128));
-              for (int ky = 0; ky < n.k; ++ky) {
-                const int64_t iy = oy * n.s - n.p + ky;
-                if (iy < 0 || iy >= x.H) continue;
-                for (int kx = 0; kx < n.k; ++kx) {
-                  const int64_t ix = ox * n.s - n.p + kx;
-                  if (ix < 0 || ix >= x.W) continue;
-                  const int8_t* xp = x.p() + ((b * x.H + iy) * x.W + ix) * x.C;
-                  for (int64_t c = 0; c < OC; ++c) mx[size_t(c)] = std::max(mx[size_t(c)], xp[c]);
+              for (int64_t c = 0; c < C; ++c) m8[c] = -128;
+              for (int ky = 0; ky < k; ++ky) {
+                const int64_t iy = oy * st - pd + ky;
+                if (iy < 0 || iy >= IH) continue;
+                for (int kx = 0; kx < k; ++kx) {
+                  const int64_t ix = ox * st - pd + kx;
+                  if (ix < 0 || ix >= IW) continue;
+                  const int8_t* __restrict xp = xbase + ((b * IH + iy) * IW + ix) * C;
+                  for (int64_t c = 0; c < C; ++c) m8[c] = m8[c] > xp[c] ? m8[c] : xp[c];
                 }
               }
-              int8_t* op = a.p() + ((b * OH + oy) * OW + ox) * OC;
-              if (ident) std::memcpy(op, mx.data(), size_t(OC));
+              int8_t* __restrict op = obase + ((b * OH + oy) * OW + ox) * C;
+              if (ident) std::memcpy(op, m8, size_t(C));
               else
-                for (int64_t c = 0; c < OC; ++c) op[c] = l[size_t(int(mx[size_t(c)]) + 128)];
+                for (int64_t c = 0; c < C; ++c) op[c] = l[size_t(int(m8[c]) + 128)];
             }
           }
         });
@@ -537,6 +561,9 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
     for (int p : n.in)
       if (last_use[size_t(p)] <= i && last_use[size_t(p)] != N) v[size_t(p)] = Act8();
   }
+  if (prof)
+    std::fprintf(stderr, "int8 profile ms: input %.2f conv %.2f (dnnl %.2f requant %.2f) act %.2f maxpool %.2f upsample %.2f concat %.2f add %.2f\n",
+                 tk[0], tk[1], tconv, treq, tk[2], tk[3], tk[4], tk[5], tk[6]);
   std::vector<Tensor> outs;
   if (fix_points) fix_points->clear();
   for (int o : q.outputs) {
