@@ -12,7 +12,12 @@
 //    LeakyReLU, ReLU) are int8 -> int8 tables of the DPU function, built once per node;
 //  - the head convs' int8 outputs are dequantized (q * 2^-fp) into float maps.
 // Its outputs equal FakeQuantGraph::run() (quant/quantizer.h) bit for bit: every fake-quantized
-// float value there is an exact multiple of its step, so the integer path is the same arithmetic.
+// float value there is an exact multiple of its step, so the integer path is the same arithmetic
+// (as long as the float32 simulation itself is exact: |conv sums| below 2^24 steps, true of the
+// fixture and full-width models tested). The parameters are taken from FakeQuantGraph (weights and
+// bias-corrected biases already on their grids). Environment: Y7_INT8_PROFILE=1 prints per-op
+// times to stderr; Y7_INT8_REFERENCE_CONV=1 (read at construction) uses the portable integer
+// convolution instead of oneDNN's (also the path of builds without oneDNN).
 #pragma once
 #include <memory>
 #include <vector>
