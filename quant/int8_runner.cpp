@@ -46,6 +46,10 @@ namespace {
 
 using Lut = std::array<int8_t, 256>;
 
+// Fewest elements per parallel chunk of the cheap elementwise passes: small layers run on one
+// thread, since every parallel region costs a barrier (expensive on a shared, loaded machine).
+constexpr int64_t kMinChunk = int64_t(1) << 17;
+
 // int8 on step 2^-fi -> int8 on step 2^-fo
 Lut requant_lut(int fi, int fo) {
   Lut l;
@@ -168,7 +172,7 @@ void requant_rows32(const int32_t* __restrict acc, int8_t* __restrict out, const
 void requant_conv(const ConvPrep& cp, const int32_t* acc, int8_t* out, int64_t pixels) {
   const int O = cp.O;
   std::vector<int32_t> b32(cp.bias.begin(), cp.bias.end());
-  parallel_for(pixels, std::max<int64_t>(1, 8192 / std::max(1, O)), [&](int64_t p0, int64_t p1) {
+  parallel_for(pixels, std::max<int64_t>(1, kMinChunk / std::max(1, O)), [&](int64_t p0, int64_t p1) {
     if (cp.fast32) {
       const int32_t* a = acc + p0 * O;
       int8_t* o = out + p0 * O;
@@ -464,7 +468,8 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         const int64_t IH = x.H, IW = x.W, C = OC;
         const int8_t* xbase = x.p();
         int8_t* obase = a.p();
-        parallel_for(B * OH, 1, [&, k, st, pd, IH, IW, C, ident, xbase, obase](int64_t r0, int64_t r1) {
+        parallel_for(B * OH, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(1, OW * OC)),
+                     [&, k, st, pd, IH, IW, C, ident, xbase, obase](int64_t r0, int64_t r1) {
           std::vector<int8_t> mx(static_cast<size_t>(C));
           int8_t* __restrict m8 = mx.data();
           for (int64_t r = r0; r < r1; ++r) {
@@ -496,7 +501,7 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         Act8 a = make_act(B, OH, OW, OC);
         const Lut& l = np.lut;
         const bool ident = np.lut_identity;
-        parallel_for(B * OH, 1, [&](int64_t r0, int64_t r1) {
+        parallel_for(B * OH, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(1, OW * OC)), [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r) {
             const int64_t b = r / OH, oy = r % OH, iy = std::min(x.H - 1, oy / n.scale);
             for (int64_t ox = 0; ox < OW; ++ox) {
@@ -520,7 +525,7 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
           const Lut& l = np.in_luts[k];
           const bool ident = is_identity(l);
           const int64_t Ck = x.C;
-          parallel_for(B * OH * OW, 1024, [&](int64_t p0, int64_t p1) {
+          parallel_for(B * OH * OW, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(1, Ck)), [&](int64_t p0, int64_t p1) {
             for (int64_t p = p0; p < p1; ++p) {
               const int8_t* xp = x.p() + p * Ck;
               int8_t* op = a.p() + p * OC + off;
