@@ -193,6 +193,36 @@ void requant_conv(const ConvPrep& cp, const int32_t* acc, int8_t* out, int64_t p
   });
 }
 
+// Max pooling of NHWC int8 rows [r0, r1) of B*OH (torch semantics: padding never wins), then the
+// requantize table (null: identity). Value parameters and __restrict pointers: vectorized over C.
+void maxpool_rows(const int8_t* __restrict x, int8_t* __restrict out, const int8_t* __restrict lut, int64_t r0, int64_t r1,
+                  const int64_t OH, const int64_t OW, const int64_t IH, const int64_t IW, const int64_t C, const int k,
+                  const int st, const int pd) {
+  std::vector<int8_t> mx(static_cast<size_t>(C));
+  int8_t* __restrict m8 = mx.data();
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / OH, oy = r % OH;
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      for (int64_t c = 0; c < C; ++c) m8[c] = -128;
+      for (int ky = 0; ky < k; ++ky) {
+        const int64_t iy = oy * st - pd + ky;
+        if (iy < 0 || iy >= IH) continue;
+        for (int kx = 0; kx < k; ++kx) {
+          const int64_t ix = ox * st - pd + kx;
+          if (ix < 0 || ix >= IW) continue;
+          const int8_t* __restrict xp = x + ((b * IH + iy) * IW + ix) * C;
+          for (int64_t c = 0; c < C; ++c) m8[c] = m8[c] > xp[c] ? m8[c] : xp[c];
+        }
+      }
+      int8_t* __restrict op = out + ((b * OH + oy) * OW + ox) * C;
+      if (!lut)
+        for (int64_t c = 0; c < C; ++c) op[c] = m8[c];
+      else
+        for (int64_t c = 0; c < C; ++c) op[c] = lut[int(m8[c]) + 128];
+    }
+  }
+}
+
 // Portable integer convolution (NHWC int8 x OIHW int8 -> NHWC int32).
 void conv_ref(const ConvPrep& cp, const IrNode& n, const Act8& x, int32_t* acc, int64_t OH, int64_t OW) {
   const int O = cp.O, G = cp.G, Cg = cp.C / G, Og = O / G;
@@ -468,30 +498,9 @@ std::vector<Tensor> Int8Graph::run_int8(const Tensor& x_in, std::vector<int>* fi
         const int64_t IH = x.H, IW = x.W, C = OC;
         const int8_t* xbase = x.p();
         int8_t* obase = a.p();
-        parallel_for(B * OH, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(1, OW * OC)),
-                     [&, k, st, pd, IH, IW, C, ident, xbase, obase](int64_t r0, int64_t r1) {
-          std::vector<int8_t> mx(static_cast<size_t>(C));
-          int8_t* __restrict m8 = mx.data();
-          for (int64_t r = r0; r < r1; ++r) {
-            const int64_t b = r / OH, oy = r % OH;
-            for (int64_t ox = 0; ox < OW; ++ox) {
-              for (int64_t c = 0; c < C; ++c) m8[c] = -128;
-              for (int ky = 0; ky < k; ++ky) {
-                const int64_t iy = oy * st - pd + ky;
-                if (iy < 0 || iy >= IH) continue;
-                for (int kx = 0; kx < k; ++kx) {
-                  const int64_t ix = ox * st - pd + kx;
-                  if (ix < 0 || ix >= IW) continue;
-                  const int8_t* __restrict xp = xbase + ((b * IH + iy) * IW + ix) * C;
-                  for (int64_t c = 0; c < C; ++c) m8[c] = m8[c] > xp[c] ? m8[c] : xp[c];
-                }
-              }
-              int8_t* __restrict op = obase + ((b * OH + oy) * OW + ox) * C;
-              if (ident) std::memcpy(op, m8, size_t(C));
-              else
-                for (int64_t c = 0; c < C; ++c) op[c] = l[size_t(int(m8[c]) + 128)];
-            }
-          }
+        const Lut* lp = ident ? nullptr : &l;
+        parallel_for(B * OH, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(1, OW * OC)), [&](int64_t r0, int64_t r1) {
+          maxpool_rows(xbase, obase, lp ? lp->data() : nullptr, r0, r1, OH, OW, IH, IW, C, k, st, pd);
         });
         v[size_t(i)] = std::move(a);
         break;
