@@ -9,7 +9,7 @@ EPOCHS=${EPOCHS:-30}
 IMG=${IMG:-160}
 "$Y7" data shapes --out data/shapes --train 300 --val 60 --size "$IMG" --seed 0
 "$Y7" train --weights '' --cfg cfg/training/yolov7-tiny.yaml --data data/shapes/data.yaml \
-  --hyp data/hyp.scratch.tiny.yaml --epochs "$EPOCHS" --batch-size 16 --img-size "$IMG" "$IMG" \
+  --hyp data/hyp.shapes.yaml --epochs "$EPOCHS" --batch-size 16 --img-size "$IMG" "$IMG" \
   --project runs/train --name demo --exist-ok
 W=runs/train/demo/weights/best.pt
 "$Y7" test --weights "$W" --data data/shapes/data.yaml --img-size "$IMG" --batch-size 16 \
