@@ -13,6 +13,7 @@
 #include "graph/model.h"
 #include "io/file_util.h"
 #include "quant/config.h"
+#include "quant/qat.h"
 #include "quant/quantizer.h"
 #include "quant/xmodel.h"
 #include "tools/cli.h"
@@ -44,8 +45,10 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
   const bool dump = a.flag("dump_model");
   Y7_CHECK(!dump || mode == "test", "quant: --dump_model needs --quant_mode test");
   Y7_CHECK(!dump || quant::xmodel_supported(), "quant: --dump_model needs a build with XIR (libxir)");
-  Y7_CHECK(!a.flag("nndct_qat"),
-           "quant: --nndct_qat is not supported yet (it evaluates train_qat checkpoints, which are not implemented)");
+  // --nndct_qat: evaluate / export a `yolo7 train_qat` result: its trained parameters
+  // (<output_dir>/params) replace the float model's, its quant_info.json gives the fix points
+  const bool qat = a.flag("nndct_qat");
+  Y7_CHECK(!qat || mode != "calib", "quant: --nndct_qat results are already quantized; use --quant_mode test or float");
   quant::QuantOptions qo;
   qo.convert_silu_to_hswish = a.flag("nndct_convert_silu_to_hswish");
   qo.convert_sigmoid_to_hsigmoid = a.flag("nndct_convert_sigmoid_to_hsigmoid");
@@ -84,6 +87,7 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
   const int gs = std::max(int(smax), 32);
   const int imgsz = int(std::ceil(double(o.img_size) / gs)) * gs;  // check_img_size, as run_test does
   graph::IrGraph g = graph::lower(*model, {1, model->in_channels(), imgsz, imgsz});
+  if (qat) quant::load_qat_params(g, out_dir.string());
 
   // everything that can be refused is refused before the data is read
   std::unique_ptr<quant::Calibrator> cal;
