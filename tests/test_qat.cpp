@@ -19,6 +19,7 @@
 #include "kernels/ops.h"
 #include "quant/qat.h"
 #include "quant/quantizer.h"
+#include "quant/xmodel.h"
 #include "train/shapes.h"
 #include "train/trainer_loss.h"
 
@@ -274,6 +275,11 @@ TEST(Qat, CliTrainQatThenQuantTest) {
   r = test::run_cli("quant --nndct_qat --weights " + w + qcommon + " --quant_mode test");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("all"), std::string::npos) << r.out;
+  if (xmodel_supported()) {  // the deployable model of the QAT result
+    r = test::run_cli("quant --nndct_qat --weights " + w + qcommon + " --quant_mode test --dump_model");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_TRUE(fs::exists(qd / "Model_int.xmodel"));
+  }
   auto one_line_error = [](const test::CliResult& r) {
     const auto p = r.out.find("yolo7: error: ");
     return r.code == 1 && p != std::string::npos && r.out.find('\n', p) == r.out.size() - 1;
