@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 #include "core/tensor.h"
 
@@ -29,6 +32,20 @@ inline CliResult run_cli(const std::string& args) {
   int st = pclose(p);
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// A file of the repository (cfg/, data/), located from the tests' data folder.
+inline std::string repo_file(const std::string& rel) { return std::string(Y7_TEST_DATA) + "/../../" + rel; }
+
+// yolov7-tiny at width 0.25 with nc 6 (the small model of the training tests), written to dir.
+inline std::string write_tiny_cfg(const std::filesystem::path& dir) {
+  YAML::Node cfg = YAML::LoadFile(repo_file("cfg/training/yolov7-tiny.yaml"));
+  cfg["width_multiple"] = 0.25;
+  cfg["nc"] = 6;
+  std::filesystem::create_directories(dir);
+  std::string p = (dir / "tiny25.yaml").string();
+  std::ofstream(p) << YAML::Dump(cfg);
+  return p;
 }
 
 inline std::string fixtures() { return Y7_SHARED_FIXTURES; }

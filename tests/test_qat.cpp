@@ -29,21 +29,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string repo_file(const std::string& rel) { return std::string(Y7_TEST_DATA) + "/../../" + rel; }
-
-std::string write_tiny_cfg(const fs::path& dir) {
-  YAML::Node cfg = YAML::LoadFile(repo_file("cfg/training/yolov7-tiny.yaml"));
-  cfg["width_multiple"] = 0.25;
-  cfg["nc"] = 6;
-  fs::create_directories(dir);
-  std::string p = (dir / "tiny25.yaml").string();
-  std::ofstream(p) << YAML::Dump(cfg);
-  return p;
-}
-
 // the QAT hyp without augmentation, lr0 / nbs as given
 std::string write_hyp(const fs::path& dir, double lr0, int nbs) {
-  YAML::Node h = YAML::LoadFile(repo_file("data/hyp.scratch.p5_qat.yaml"));
+  YAML::Node h = YAML::LoadFile(test::repo_file("data/hyp.scratch.p5_qat.yaml"));
   for (const char* k : {"hsv_h", "hsv_s", "hsv_v", "translate", "scale", "fliplr", "mosaic", "mixup", "paste_in"})
     h[k] = 0.0;
   h["lr0"] = lr0;
@@ -154,7 +142,7 @@ struct TinySetup {
 
 TinySetup tiny_setup(const fs::path& dir, int B, int S) {
   TinySetup t;
-  t.model = graph::Model::from_yaml_file(write_tiny_cfg(dir), 3, 6);
+  t.model = graph::Model::from_yaml_file(test::write_tiny_cfg(dir), 3, 6);
   t.model->init_weights(0);
   t.imgs = Tensor::empty({B, 3, S, S});
   std::vector<float> rows;
@@ -254,7 +242,7 @@ TEST(Qat, CliTrainQatThenQuantTest) {
   train::ShapesOptions so;
   so.n_train = 8, so.n_val = 4, so.size = 64, so.seed = 11;
   const std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
-  auto m = graph::Model::from_yaml_file(write_tiny_cfg(dir), 3, 6);
+  auto m = graph::Model::from_yaml_file(test::write_tiny_cfg(dir), 3, 6);
   m->init_weights(1);
   m->names = {"circle", "square", "triangle", "cross", "ring", "star"};
   const std::string w = (dir / "float.pt").string();

@@ -25,22 +25,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string repo_file(const std::string& rel) { return std::string(Y7_TEST_DATA) + "/../../" + rel; }
-
-// yolov7-tiny at width 0.25 (the test cfg), nc 6
-std::string write_tiny_cfg(const fs::path& dir) {
-  YAML::Node cfg = YAML::LoadFile(repo_file("cfg/training/yolov7-tiny.yaml"));
-  cfg["width_multiple"] = 0.25;
-  cfg["nc"] = 6;
-  fs::create_directories(dir);
-  std::string p = (dir / "tiny25.yaml").string();
-  std::ofstream(p) << YAML::Dump(cfg);
-  return p;
-}
-
 // a hyp without augmentation, lr0 as given
 std::string write_hyp(const fs::path& dir, double lr0) {
-  YAML::Node h = YAML::LoadFile(repo_file("data/hyp.scratch.tiny.yaml"));
+  YAML::Node h = YAML::LoadFile(test::repo_file("data/hyp.scratch.tiny.yaml"));
   for (const char* k : {"hsv_h", "hsv_s", "hsv_v", "translate", "scale", "fliplr", "mosaic", "mixup", "paste_in"})
     h[k] = 0.0;
   h["lr0"] = lr0;
@@ -54,7 +41,7 @@ std::string write_hyp(const fs::path& dir, double lr0) {
 TEST(Trainer, StepsReduceLossOnAFixedBatch) {
   fs::path dir = fs::temp_directory_path() / "y7_trainer_step";
   fs::remove_all(dir);
-  auto model = graph::Model::from_yaml_file(write_tiny_cfg(dir), 3, 6);
+  auto model = graph::Model::from_yaml_file(test::write_tiny_cfg(dir), 3, 6);
   model->init_weights(0);
   model->train(true);
   auto& det = dynamic_cast<graph::DetectLayer&>(model->layer(model->num_layers() - 1));
@@ -96,7 +83,7 @@ TEST(Trainer, CliRunWritesUpstreamRunFolder) {
   train::ShapesOptions so;
   so.n_train = 16, so.n_val = 8, so.size = 96, so.seed = 3;
   std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
-  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  std::string cfg = test::write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
   const std::string common = " --cfg " + cfg + " --data " + data + " --hyp " + hyp +
                              " --epochs 2 --batch-size 8 --img-size 96 --workers 1 --quiet --notest --project " +
                              (dir / "runs").string() + " --name exp";
@@ -175,7 +162,7 @@ TEST(AutoAnchor, CheckAnchorsInstallsBetterAnchors) {
   train::DatasetOptions dopt;
   dopt.img_size = 96, dopt.verbose = false;
   train::Dataset ds({(dir / "shapes" / "images" / "train").string()}, dopt);
-  YAML::Node cfg = YAML::LoadFile(write_tiny_cfg(dir));
+  YAML::Node cfg = YAML::LoadFile(test::write_tiny_cfg(dir));
   for (auto a : cfg["anchors"])  // anchors 8x too large for 96-pixel images
     for (size_t j = 0; j < a.size(); ++j) a[j] = a[j].as<double>() * 8;
   auto model = graph::Model::from_yaml(cfg, 3, 6);
@@ -206,7 +193,7 @@ TEST(Trainer, ResumeContinuesAnInterruptedRun) {
   train::ShapesOptions so;
   so.n_train = 8, so.n_val = 4, so.size = 64, so.seed = 6;
   std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
-  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  std::string cfg = test::write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
   auto r = test::run_cli("train --cfg " + cfg + " --data " + data + " --hyp " + hyp +
                          " --epochs 3 --batch-size 4 --img-size 64 --workers 1 --quiet --notest --noautoanchor"
                          " --project " + (dir / "runs").string() + " --name a");
@@ -240,7 +227,7 @@ TEST(Trainer, KillDuringCheckpointWriteKeepsLastPtAndResumes) {
   train::ShapesOptions so;
   so.n_train = 8, so.n_val = 4, so.size = 64, so.seed = 7;
   std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
-  std::string cfg = write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
+  std::string cfg = test::write_tiny_cfg(dir), hyp = write_hyp(dir, 0.01);
   fs::path run = dir / "runs" / "k", last = run / "weights" / "last.pt";
   // SIGKILL halfway through the second write of last.pt (the end of epoch 1)
   ::setenv("Y7_FAULT_KILL_WRITE", "last.pt:2", 1);
@@ -281,12 +268,12 @@ TEST(Trainer, LearnsShapesFromScratch) {
   train::ShapesOptions so;
   so.n_train = 16, so.n_val = 32, so.size = 64, so.seed = 4;
   std::string data = train::write_shapes_dataset((dir / "shapes").string(), so);
-  YAML::Node h = YAML::LoadFile(repo_file("data/hyp.scratch.tiny.yaml"));
+  YAML::Node h = YAML::LoadFile(test::repo_file("data/hyp.scratch.tiny.yaml"));
   for (const char* k : {"hsv_h", "hsv_s", "hsv_v", "translate", "scale", "mosaic", "mixup", "paste_in"}) h[k] = 0.0;
   h["lr0"] = 0.02, h["warmup_epochs"] = 2.0, h["obj"] = 25.0, h["nbs"] = 8, h["warmup_min_iters"] = 4;
   std::string hyp = (dir / "hyp.yaml").string();
   std::ofstream(hyp) << YAML::Dump(h);
-  auto r = test::run_cli("train --weights '' --cfg " + repo_file("cfg/training/yolov7-tiny.yaml") + " --data " + data +
+  auto r = test::run_cli("train --weights '' --cfg " + test::repo_file("cfg/training/yolov7-tiny.yaml") + " --data " + data +
                          " --hyp " + hyp + " --epochs 60 --batch-size 8 --img-size 64 --single-cls --noautoanchor"
                          " --notest --workers 1 --quiet --project " + (dir / "runs").string() + " --name learn");
   ASSERT_EQ(r.code, 0) << r.out;
