@@ -297,6 +297,7 @@ TEST(Onnx, TestCommandOnOnnxMatchesPt) {
 TEST(Onnx, HostileFiles) {
   std::string d = scratch("onnx_hostile");
   std::string good = read_file(data("yolov7_grid.onnx"));
+  ASSERT_GT(good.size(), 1000u) << "missing fixture " << data("yolov7_grid.onnx");
   std::string in = data("yolov7_input.npy");
   auto expect_fail = [&](const std::string& bytes, const std::string& name, const std::string& needle) {
     std::string f = d + "/" + name + ".onnx";
