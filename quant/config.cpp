@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/json.h"
 
 namespace y7::quant {
 
@@ -157,19 +158,6 @@ class Parser {
   size_t i_ = 0;
 };
 
-std::string quote(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += char(c);
-    else if (c < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else o += char(c);
-  }
-  return o + "\"";
-}
-
 int as_int(const JVal& v, const std::string& what, const std::string& key, int lo, int hi) {
   Y7_CHECK(v.kind == JVal::Num && v.num == double(int64_t(v.num)) && v.num >= lo && v.num <= hi, what, ": '", key,
            "' must be an integer in ", lo, "..", hi);
@@ -203,7 +191,7 @@ std::string config_to_json(const QuantConfig& c) {
   std::string s = "{\n";
   s += "  \"format\": \"yolo7 quant_info\",\n";
   s += "  \"version\": " + std::to_string(c.version) + ",\n";
-  s += "  \"graph_md5\": " + quote(c.graph_hash) + ",\n";
+  s += "  \"graph_md5\": " + io::json_quote(c.graph_hash) + ",\n";
   s += "  \"bit_width\": " + std::to_string(c.bit_width) + ",\n";
   s += std::string("  \"nndct_convert_silu_to_hswish\": ") + (c.convert_silu_to_hswish ? "true" : "false") + ",\n";
   s += std::string("  \"nndct_convert_sigmoid_to_hsigmoid\": ") + (c.convert_sigmoid_to_hsigmoid ? "true" : "false") + ",\n";
@@ -215,7 +203,7 @@ std::string config_to_json(const QuantConfig& c) {
     bool first = true;
     for (auto& [k, v] : m) {
       s += first ? "\n" : ",\n";
-      s += "    " + quote(k) + ": [" + std::to_string(c.bit_width) + ", " + std::to_string(v) + "]";
+      s += "    " + io::json_quote(k) + ": [" + std::to_string(c.bit_width) + ", " + std::to_string(v) + "]";
       first = false;
     }
     s += first ? "}" : "\n  }";
@@ -227,7 +215,7 @@ std::string config_to_json(const QuantConfig& c) {
   bool first = true;
   for (auto& [k, v] : c.bias_corr) {
     s += first ? "\n    " : ",\n    ";
-    s += quote(k) + ": [";
+    s += io::json_quote(k) + ": [";
     for (size_t i = 0; i < v.size(); ++i) {
       char b[32];
       std::snprintf(b, sizeof b, "%.9g", double(v[i]));  // float32 round trip

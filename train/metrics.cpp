@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace y7::train {
 
@@ -427,19 +428,6 @@ static std::string jnum(double v) {
   return buf;
 }
 
-static std::string jstr(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += char(c);
-    else if (c < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      o += b;
-    } else o += char(c);
-  }
-  return o + "\"";
-}
-
 std::string results_json(const EvalResults& e, const std::vector<std::string>& names, bool v5_metric) {
   std::string o = "{\n";
   o += " \"seen\": " + std::to_string(e.seen) + ",\n";
@@ -455,7 +443,7 @@ std::string results_json(const EvalResults& e, const std::vector<std::string>& n
     const int c = pc.classes[i];
     const std::string name = (c >= 0 && size_t(c) < names.size()) ? names[size_t(c)] : std::to_string(c);
     const int64_t nl = (c >= 0 && size_t(c) < e.nt.size()) ? e.nt[size_t(c)] : 0;
-    o += std::string(i ? "," : "") + "\n  " + jstr(std::to_string(c)) + ": {\"name\": " + jstr(name) +
+    o += std::string(i ? "," : "") + "\n  " + io::json_quote(std::to_string(c)) + ": {\"name\": " + io::json_quote(name) +
          ", \"labels\": " + std::to_string(nl) + ", \"p\": " + jnum(pc.p[i]) + ", \"r\": " + jnum(pc.r[i]) +
          ", \"ap50\": " + jnum(pc.ap50[i]) + ", \"ap\": " + jnum(pc.ap_mean[i]) + "}";
   }
