@@ -1,5 +1,6 @@
 // Helpers for tests that run the yolo7 binary and compare against upstream fixtures.
 #pragma once
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -49,6 +50,13 @@ inline std::string write_tiny_cfg(const std::filesystem::path& dir) {
 }
 
 inline std::string fixtures() { return Y7_SHARED_FIXTURES; }
+
+// Defined in test_model.cpp: the fixture folder, the fixture model names (for TEST_P), a
+// parameter-name printer, and the per-column comparison of decoded predictions.
+std::string fixtures_dir();
+std::vector<std::string> model_fixtures();
+std::string fixture_param_name(const testing::TestParamInfo<std::string>& info);
+std::vector<double> compare_pred(const Tensor& got, const Tensor& ref);
 
 // A fresh scratch directory under the test temp dir.
 inline std::string scratch(const std::string& name) {

@@ -6,16 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "cli_util.h"
 #include "graph/model.h"
 #include "io/checkpoint.h"
 #include "io/npy.h"
-
-namespace y7::test {  // defined in test_model.cpp
-std::string fixtures_dir();
-std::vector<std::string> model_fixtures();
-std::string fixture_param_name(const testing::TestParamInfo<std::string>& info);
-std::vector<double> compare_pred(const Tensor& got, const Tensor& ref);
-}  // namespace y7::test
 
 using namespace y7;
 using namespace y7::test;

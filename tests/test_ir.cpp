@@ -9,15 +9,10 @@
 #include <random>
 #include <set>
 
+#include "cli_util.h"
 #include "graph/ir.h"
 #include "graph/model.h"
 #include "io/npy.h"
-
-namespace y7::test {  // defined in test_model.cpp
-std::string fixtures_dir();
-std::vector<std::string> model_fixtures();
-std::string fixture_param_name(const testing::TestParamInfo<std::string>& info);
-}  // namespace y7::test
 
 using namespace y7;
 using namespace y7::test;

@@ -20,11 +20,6 @@
 #include "quant/quantizer.h"
 #include "train/shapes.h"
 
-namespace y7::test {  // defined in test_model.cpp
-std::string fixtures_dir();
-std::vector<double> compare_pred(const Tensor& got, const Tensor& ref);
-}  // namespace y7::test
-
 using namespace y7;
 using namespace y7::quant;
 
