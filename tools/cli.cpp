@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <filesystem>
+
 #include "core/error.h"
+#include "io/file_util.h"
 
 namespace y7::cli {
 
@@ -109,6 +112,14 @@ std::vector<int> Args::ints(const std::string& name) const {
     }
   }
   return out;
+}
+
+std::string run_dir(const Args& a, const std::string& default_project, bool labels) {
+  namespace fs = std::filesystem;
+  fs::path dir = io::increment_path((fs::path(a.str("project", default_project)) / a.str("name", "exp")).string(),
+                                    a.flag("exist-ok"));
+  fs::create_directories(labels ? dir / "labels" : dir);
+  return dir.string();
 }
 
 }  // namespace y7::cli

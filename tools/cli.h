@@ -37,4 +37,9 @@ struct Register {
 
 const std::map<std::string, Command>& commands();
 
+// A command's run folder, as upstream's increment_path(Path(opt.project) / opt.name, opt.exist_ok):
+// --project (default_project) / --name (exp), numbered exp2, exp3... unless --exist-ok. Created,
+// with labels/ inside when `labels` (--save-txt).
+std::string run_dir(const Args& a, const std::string& default_project, bool labels);
+
 }  // namespace y7::cli

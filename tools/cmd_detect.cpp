@@ -156,8 +156,7 @@ int run_detect(const std::vector<std::string>& argv) {
 
   bool save_txt = a.flag("save-txt");
   bool save_img = !a.flag("nosave");
-  fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/detect")) / a.str("name", "exp")).string(), a.flag("exist-ok")));
-  fs::create_directories(save_txt ? save_dir / "labels" : save_dir);
+  fs::path save_dir = cli::run_dir(a, "runs/detect", save_txt);
 
   Detector det{*model, weights.forward, {}, imgsz, stride, save_img, save_txt, a.flag("save-conf"), save_dir};
   det.nms.conf_thres = a.num("conf-thres", 0.25);

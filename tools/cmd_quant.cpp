@@ -109,10 +109,7 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
     o.forward = [&](const Tensor& x) { return g.decode(g.run(x)); };
   }
 
-  fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/test")) / a.str("name", "exp")).string(),
-                                                  a.flag("exist-ok")));
-  fs::create_directories(o.save_txt ? save_dir / "labels" : save_dir);
-  o.save_dir = save_dir.string();
+  o.save_dir = cli::run_dir(a, "runs/test", o.save_txt);
   if (dump) o.quiet = true;
   auto r = train::run_test(*model, o);
 
@@ -133,11 +130,7 @@ int run_quant_cmd(const std::vector<std::string>& argv) {
     return 0;
   }
   std::string json = train::results_json(r.metrics, r.names, o.v5_metric);
-  const std::string rpath = (save_dir / "results.json").string();
-  io::write_file_atomic(rpath, json.data(), json.size());
-  std::string s;
-  if (o.save_txt) s = "\n" + std::to_string(r.labels_saved) + " labels saved to " + (save_dir / "labels").string();
-  std::printf("Results saved to %s%s\n", save_dir.string().c_str(), s.c_str());
+  train::save_results_json(r, o, json);
   return 0;
 }
 

@@ -52,9 +52,7 @@ int run_test_cmd(const std::vector<std::string>& argv) {
   if (o.task == "speed") o.conf_thres = 0.25, o.iou_thres = 0.45, o.save_json = false;
   Y7_CHECK(fs::is_regular_file(o.data), "test: data yaml ", o.data, " not found");
 
-  fs::path save_dir = fs::path(io::increment_path((fs::path(a.str("project", "runs/test")) / a.str("name", "exp")).string(), a.flag("exist-ok")));
-  fs::create_directories(o.save_txt ? save_dir / "labels" : save_dir);
-  o.save_dir = save_dir.string();
+  o.save_dir = cli::run_dir(a, "runs/test", o.save_txt);
 
   auto w = tools::load_inference_weights(o.weights);  // .pt, or .onnx on our runtime
   if (w.onnx) {
@@ -76,11 +74,7 @@ int run_test_cmd(const std::vector<std::string>& argv) {
                 r.t_nms / double(std::max<int64_t>(e.seen, 1)) * 1e3, r.img_size, r.batch_size, o.conf_thres,
                 o.iou_thres);
   json.insert(2, extra);
-  const std::string rpath = (save_dir / "results.json").string();
-  io::write_file_atomic(rpath, json.data(), json.size());
-  std::string s;
-  if (o.save_txt) s = "\n" + std::to_string(r.labels_saved) + " labels saved to " + (save_dir / "labels").string();
-  std::printf("Results saved to %s%s\n", save_dir.string().c_str(), s.c_str());
+  train::save_results_json(r, o, json);
   return 0;
 }
 

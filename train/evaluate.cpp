@@ -258,4 +258,12 @@ TestResults run_test(graph::Model& model, const TestOptions& opt) {
   return res;
 }
 
+void save_results_json(const TestResults& r, const TestOptions& opt, const std::string& json) {
+  const std::string path = (fs::path(opt.save_dir) / "results.json").string();
+  io::write_file_atomic(path, json.data(), json.size());
+  std::string s;
+  if (opt.save_txt) s = "\n" + std::to_string(r.labels_saved) + " labels saved to " + (fs::path(opt.save_dir) / "labels").string();
+  std::printf("Results saved to %s%s\n", opt.save_dir.c_str(), s.c_str());
+}
+
 }  // namespace y7::train

@@ -58,4 +58,8 @@ struct TestResults {
 // Runs test.py's test() on a loaded (fused) model.
 TestResults run_test(graph::Model& model, const TestOptions& opt);
 
+// Writes `json` (results_json(), possibly extended) to <opt.save_dir>/results.json atomically and
+// prints test.py's closing "Results saved to ..." line (with the label count for --save-txt).
+void save_results_json(const TestResults& r, const TestOptions& opt, const std::string& json);
+
 }  // namespace y7::train
