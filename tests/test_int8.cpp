@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli_util.h"
+#include "quant_util.h"
 #include "core/error.h"
 #include "graph/ir.h"
 #include "graph/model.h"
@@ -65,27 +66,7 @@ TEST(Int8, DpuRequantizeMatchesDefinition) {
   }
 }
 
-struct FixtureCase {
-  IrGraph g;
-  QuantConfig cfg;
-  QuantOptions opt;
-  Tensor x;
-};
-
-FixtureCase calibrated(const std::string& arch, bool hswish) {
-  const std::string dir = test::fixtures() + "/" + arch;
-  auto m = graph::load_model(dir + "/model.pt");
-  FixtureCase f;
-  f.x = io::read_npy(dir + "/input.npy");  // [2,3,128,192]
-  f.g = graph::lower(*m, f.x.sizes());
-  f.opt.convert_silu_to_hswish = f.opt.convert_sigmoid_to_hsigmoid = hswish;
-  Calibrator cal(f.g, f.opt);
-  cal.add_batch(f.x);
-  f.cfg = cal.finish(int(f.x.size(2)));
-  return f;
-}
-
-void expect_equal_to_fake_quant(const FixtureCase& f, const char* what, size_t n_inputs = 3) {
+void expect_equal_to_fake_quant(const test::CalibratedFixture& f, const char* what, size_t n_inputs = 3) {
   FakeQuantGraph fq(f.g, f.cfg, f.opt);
   Int8Graph ig(f.g, f.cfg, f.opt);
   // the calibration input, a brighter copy and a mirrored one (other values and saturations)
@@ -121,15 +102,15 @@ void expect_equal_to_fake_quant(const FixtureCase& f, const char* what, size_t n
 }
 
 TEST(Int8, EqualsFakeQuantOnTinyFixture) {
-  expect_equal_to_fake_quant(calibrated("yolov7-tiny", false), "yolov7-tiny");
+  expect_equal_to_fake_quant(test::calibrated_fixture("yolov7-tiny", false), "yolov7-tiny");
 }
 
 TEST(Int8, EqualsFakeQuantOnHardswishFixture) {
-  expect_equal_to_fake_quant(calibrated("yolov7", true), "yolov7 (hswish)", 2);
+  expect_equal_to_fake_quant(test::calibrated_fixture("yolov7", true), "yolov7 (hswish)", 2);
 }
 
 TEST(Int8, EqualsFakeQuantOnDeployFixture) {
-  expect_equal_to_fake_quant(calibrated("yolov7-tiny-deploy", false), "yolov7-tiny-deploy", 1);
+  expect_equal_to_fake_quant(test::calibrated_fixture("yolov7-tiny-deploy", false), "yolov7-tiny-deploy", 1);
 }
 
 IrNode node(IrOp op, const std::string& name, std::vector<int> in) {
@@ -226,7 +207,7 @@ TEST(Int8, EqualsFakeQuantOnEveryOpKind) {
 }
 
 TEST(Int8, BadInputsGiveOneLineErrors) {
-  FixtureCase f = calibrated("yolov7-tiny", false);
+  test::CalibratedFixture f = test::calibrated_fixture("yolov7-tiny", false);
   auto one_line = [](auto&& fn) {
     try {
       fn();

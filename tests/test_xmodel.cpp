@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cli_util.h"
+#include "quant_util.h"
 #include "core/error.h"
 #include "graph/ir.h"
 #include "graph/model.h"
@@ -36,25 +37,6 @@ using graph::IrNode;
 using graph::IrOp;
 
 namespace {
-
-struct Calibrated {
-  IrGraph g;
-  QuantConfig cfg;
-  QuantOptions opt;
-};
-
-Calibrated calibrate_fixture(const std::string& arch, bool hswish) {
-  const std::string dir = test::fixtures() + "/" + arch;
-  auto m = graph::load_model(dir + "/model.pt");
-  Tensor x = io::read_npy(dir + "/input.npy");  // [2,3,128,192]
-  Calibrated c;
-  c.g = graph::lower(*m, x.sizes());
-  c.opt.convert_silu_to_hswish = c.opt.convert_sigmoid_to_hsigmoid = hswish;
-  Calibrator cal(c.g, c.opt);
-  cal.add_batch(x);
-  c.cfg = cal.finish(int(x.size(2)));
-  return c;
-}
 
 bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == std::string::npos; }
 
@@ -83,7 +65,7 @@ std::map<std::string, int> expected_fixes(const IrGraph& g, const QuantConfig& c
   return e;
 }
 
-void check_xmodel(const Calibrated& c, const std::string& path, const char* arch) {
+void check_xmodel(const test::CalibratedFixture& c, const std::string& path, const char* arch) {
   auto x = xir::Graph::deserialize(path);
   ASSERT_TRUE(x);
   EXPECT_EQ(x->get_name(), "Model");
@@ -186,7 +168,7 @@ void check_xmodel(const Calibrated& c, const std::string& path, const char* arch
 
 TEST(Xmodel, TinyFixtureLoadsInLibxirAndDumpTxtPrintsIt) {
   ASSERT_TRUE(xmodel_supported());
-  Calibrated c = calibrate_fixture("yolov7-tiny", false);  // LeakyReLU: DPU-ready as is
+  test::CalibratedFixture c = test::calibrated_fixture("yolov7-tiny", false);  // LeakyReLU: DPU-ready as is
   const std::string d = test::scratch("xmodel_tiny");
   const std::string path = d + "/Model_int.xmodel";
   dump_xmodel(c.g, c.cfg, c.opt, path);
@@ -211,7 +193,7 @@ TEST(Xmodel, TinyFixtureLoadsInLibxirAndDumpTxtPrintsIt) {
 }
 
 TEST(Xmodel, HardswishModelFollowsNndctMacroOps) {
-  Calibrated c = calibrate_fixture("yolov7", true);  // SiLU -> Hardswish
+  test::CalibratedFixture c = test::calibrated_fixture("yolov7", true);  // SiLU -> Hardswish
   const std::string d = test::scratch("xmodel_v7");
   const std::string path = d + "/Model_int.xmodel";
   dump_xmodel(c.g, c.cfg, c.opt, path);
@@ -285,7 +267,7 @@ TEST(Xmodel, DepthwiseReluHardsigmoidAdd) {
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = U(rng);
   auto shapes = g.infer_shapes(x.sizes());
   for (size_t i = 0; i < g.nodes.size(); ++i) g.nodes[i].shape = shapes[i];
-  Calibrated c;
+  test::CalibratedFixture c;
   c.g = g;
   c.opt.convert_sigmoid_to_hsigmoid = true;
   Calibrator cal(g, c.opt);
@@ -323,7 +305,7 @@ TEST(Xmodel, DepthwiseReluHardsigmoidAdd) {
 #endif  // Y7_HAVE_XIR
 
 TEST(Xmodel, BadInputsGiveOneLineErrors) {
-  Calibrated c = calibrate_fixture("yolov7-tiny", false);
+  test::CalibratedFixture c = test::calibrated_fixture("yolov7-tiny", false);
   const std::string d = test::scratch("xmodel_bad");
   auto expect_error = [&](const QuantConfig& cfg, const QuantOptions& o, const std::string& path, const char* what) {
     try {
